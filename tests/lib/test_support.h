@@ -1,0 +1,32 @@
+/*
+ * Helpers shared by the tests: the stack's settings, skipping with a visible reason, waiting on a
+ * condition (never a bare sleep), and driving the test stack's servers (stop/start RabbitMQ...).
+ */
+#ifndef FG_TEST_SUPPORT_H
+#define FG_TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#define FG_TEST_SKIP 77
+
+/* The value of an FG_* variable exported by `stack.sh env`; when absent the whole test program
+ * exits 77 with "SKIP: <why>" (tests/run.sh always provides a stack, a bare ctest may not). */
+const char *fg_test_stack_env(const char *name);
+
+/* Path under ../shared/testdata, or NULL (after printing a visible SKIP line) when absent. */
+const char *fg_test_shared_testdata(const char *relative);
+
+/* Runs `deploy/local/stack.sh <args>` against the test stack; returns its exit status. */
+int fg_test_stack(const char *args);
+
+/* Polls cond(payload) every 20 ms until it is true or timeout_ms passes; returns the last value. */
+bool fg_test_wait_until(bool (*cond)(void *payload), void *payload, int timeout_ms);
+
+/* Monotonic milliseconds. */
+long long fg_test_now_ms(void);
+
+#endif
