@@ -121,8 +121,10 @@ static int parse_value(void *cfg, const fg_config_var *var, const char *value)
         return parse_url(field, var, value);
     case FG_CONFIG_LOG_LEVEL:
         if (fg_log_level_parse(field, value) < 0)
-            return fg_error_set(FG_EINVALID, "%s: '%s' is not a log level (debug, info, warn, "
-                                "error)", var->name, value);
+            return fg_error_set(FG_EINVALID,
+                                "%s: '%s' is not a log level (debug, info, warn, "
+                                "error)",
+                                var->name, value);
         return 0;
     case FG_CONFIG_KEY:
         return parse_key(field, var, value);
@@ -145,8 +147,7 @@ static int load_one(void *cfg, const fg_config_var *var, fg_config_getenv_fn get
         value = var->def;
     if (value == NULL) {
         if (var->flags & FG_CONFIG_REQUIRED)
-            return fg_error_set(FG_EINVALID, "%s: required but not set (%s)", var->name,
-                                var->help);
+            return fg_error_set(FG_EINVALID, "%s: required but not set (%s)", var->name, var->help);
         return 0;
     }
     if (strlen(value) > FG_CONFIG_VALUE_MAX)
@@ -154,13 +155,18 @@ static int load_one(void *cfg, const fg_config_var *var, fg_config_getenv_fn get
                             FG_CONFIG_VALUE_MAX);
     if ((rc = parse_value(cfg, var, value)) < 0)
         return rc;
-    if (var->check != NULL && (rc = var->check(value)) < 0)
-        return fg_error_set(rc, "%s: %s", var->name, fg_error_last());
+    if (var->check != NULL && (rc = var->check(value)) < 0) {
+        char reason[256]; /* fg_error_last() is the buffer fg_error_set writes to */
+        snprintf(reason, sizeof(reason), "%s", fg_error_last());
+        if (strncmp(reason, var->name, strlen(var->name)) == 0) /* already names it */
+            return fg_error_set(rc, "%s", reason);
+        return fg_error_set(rc, "%s: %s", var->name, reason);
+    }
     return 0;
 }
 
-int fg_config_load(void *out, const fg_config_var *vars, size_t nvars, fg_config_getenv_fn getenv_fn,
-                   void *payload)
+int fg_config_load(void *out, const fg_config_var *vars, size_t nvars,
+                   fg_config_getenv_fn getenv_fn, void *payload)
 {
     int rc = 0;
 
@@ -204,8 +210,8 @@ void fg_config_dispose(void *cfg, const fg_config_var *vars, size_t nvars)
 
 static const char *type_name(fg_config_type type)
 {
-    static const char *names[] = {"string", "integer", "boolean", "port", "url", "log level",
-                                  "base64 key"};
+    static const char *names[] = {"string", "integer",   "boolean",   "port",
+                                  "url",    "log level", "base64 key"};
     return names[type];
 }
 
@@ -227,32 +233,67 @@ void fg_config_print_markdown(FILE *out, const fg_config_var *vars, size_t nvars
 {
     for (size_t i = 0; i < nvars; i++) {
         const fg_config_var *v = &vars[i];
-        const char *def = v->def == NULL ? "—" : (v->flags & FG_CONFIG_SECRET) ? "(secret)" : v->def;
+        const char *def = v->def == NULL                  ? "—"
+                          : (v->flags & FG_CONFIG_SECRET) ? "(secret)"
+                                                          : v->def;
         fprintf(out, "| `%s` | %s | `%s` | %s%s |\n", v->name, type_name(v->type), def, v->help,
                 (v->flags & FG_CONFIG_REQUIRED) ? " Required." : "");
     }
 }
 
-int fg_config_redact_url(fg_buf *out, const char *url)
+/* Appends url[0..len) with the password of its userinfo replaced. */
+static int redact_userinfo(fg_buf *out, const char *url, size_t len)
 {
     const char *scheme_end = strstr(url, "://");
     const char *authority, *at, *colon, *slash;
     int rc;
 
-    if (scheme_end == NULL)
-        return fg_buf_puts(out, url);
+    if (scheme_end == NULL || (size_t)(scheme_end - url) >= len)
+        return fg_buf_put(out, url, len);
     authority = scheme_end + 3;
-    slash = strchr(authority, '/');
-    at = strchr(authority, '@');
-    if (at == NULL || (slash != NULL && at > slash))
-        return fg_buf_puts(out, url);
-    colon = memchr(authority, ':', (size_t)(at - authority));
+    slash = memchr(authority, '/', len - (size_t)(authority - url));
+    at = memchr(authority, '@', (size_t)((slash ? slash : url + len) - authority));
+    colon = at ? memchr(authority, ':', (size_t)(at - authority)) : NULL;
     if (colon == NULL)
-        return fg_buf_puts(out, url);
+        return fg_buf_put(out, url, len);
     if ((rc = fg_buf_put(out, url, (size_t)(colon + 1 - url))) < 0 ||
         (rc = fg_buf_puts(out, "***")) < 0)
         return rc;
-    return fg_buf_puts(out, at);
+    return fg_buf_put(out, at, len - (size_t)(at - url));
+}
+
+/* Appends a query string with the value of every password=... parameter replaced (libpq takes
+ * its password from there too). */
+static int redact_query(fg_buf *out, const char *query)
+{
+    const char *p = query;
+    int rc = 0;
+
+    while (rc == 0 && *p != '\0') {
+        size_t n = strcspn(p, "&");
+        bool secret = strncmp(p, "password=", 9) == 0;
+
+        rc = secret ? fg_buf_puts(out, "password=***") : fg_buf_put(out, p, n);
+        p += n;
+        if (rc == 0 && *p == '&') {
+            rc = fg_buf_putc(out, '&');
+            p++;
+        }
+    }
+    return rc;
+}
+
+int fg_config_redact_url(fg_buf *out, const char *url)
+{
+    const char *query = strchr(url, '?');
+    int rc;
+
+    if ((rc = redact_userinfo(out, url, query ? (size_t)(query - url) : strlen(url))) < 0 ||
+        query == NULL)
+        return rc;
+    if ((rc = fg_buf_putc(out, '?')) < 0)
+        return rc;
+    return redact_query(out, query + 1);
 }
 
 static int format_value(fg_buf *out, const void *cfg, const fg_config_var *var)

@@ -120,6 +120,9 @@ static void test_config__redacts_url_passwords(void **state)
     assert_int_equal(fg_config_redact_url(&b, "postgresql://127.0.0.1/db?x=a@b"), 0);
     assert_string_equal(b.ptr, "postgresql://127.0.0.1/db?x=a@b");
     fg_buf_clear(&b);
+    assert_int_equal(fg_config_redact_url(&b, "postgresql://h/db?sslmode=off&password=pw&x=1"), 0);
+    assert_string_equal(b.ptr, "postgresql://h/db?sslmode=off&password=***&x=1");
+    fg_buf_clear(&b);
     assert_int_equal(fg_config_redact_url(&b, "http://user@host/"), 0);
     assert_string_equal(b.ptr, "http://user@host/");
     fg_buf_dispose(&b);
