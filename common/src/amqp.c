@@ -806,8 +806,11 @@ static int on_deliver(fg_amqp *h, const amqp_basic_deliver_t *m)
 
     if ((rc = read_content(h, &props, &body, &len)) < 0)
         return rc;
-    if ((rc = delivery_new(&d, props, routing_key, redelivered)) < 0) {
+    rc = delivery_new(&d, props, routing_key, redelivered);
+    if (rc < 0 || d == NULL) { /* d == NULL never happens; gcc -O2 cannot see that */
         free(body);
+        if (rc == 0)
+            rc = fg_error_set(FG_ERROR, "amqp %s: delivery lost", h->where);
         teardown(h, fg_error_last());
         return rc;
     }

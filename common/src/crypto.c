@@ -433,8 +433,8 @@ done:
 int fg_crypto_decrypt(fg_buf *out, const fg_crypto_keyring *keyring, const void *context,
                       size_t context_len, const char *sealed, size_t len)
 {
-    const char *id, *b64;
-    size_t id_len, b64_len;
+    const char *id = NULL, *b64 = NULL;
+    size_t id_len = 0, b64_len = 0;
     const keyring_key *key;
     fg_buf blob;
     int rc = FG_ERROR;
@@ -458,8 +458,8 @@ done:
 
 bool fg_crypto_is_current(const fg_crypto_keyring *keyring, const char *sealed, size_t len)
 {
-    const char *id, *b64;
-    size_t id_len, b64_len;
+    const char *id = NULL, *b64 = NULL;
+    size_t id_len = 0, b64_len = 0;
     const char *current = keyring->keys[0].id;
 
     if (split_sealed(&id, &id_len, &b64, &b64_len, sealed, len) < 0)

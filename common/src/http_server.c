@@ -67,6 +67,7 @@ typedef struct {
     size_t nseg;
     char *seg[FG_HTTP_PATH_SEGMENTS_MAX]; /* literal text, or the parameter's name */
     bool is_param[FG_HTTP_PATH_SEGMENTS_MAX];
+    bool public_route; /* answered without the service key */
     route_stats stats;
 } route;
 
@@ -583,18 +584,6 @@ static void answer_405(fg_http_request *req, unsigned allowed)
                           method_text(req), SHOWN_PATH_MAX, req->path, list);
 }
 
-static void on_health(fg_http_request *req, void *payload);
-static void on_version(fg_http_request *req, void *payload);
-static void on_ready(fg_http_request *req, void *payload);
-static void on_metrics(fg_http_request *req, void *payload);
-
-/* The four standard endpoints stay open: probes and Prometheus hold no service key. */
-static bool is_standard(const route *r)
-{
-    return r->handler == on_health || r->handler == on_version || r->handler == on_ready ||
-           r->handler == on_metrics;
-}
-
 static void dispatch(fg_http_request *req)
 {
     fg_http_server *srv = req->srv;
@@ -625,7 +614,7 @@ static void dispatch(fg_http_request *req)
         req->stats = &r->stats;
         req->pattern = r->pattern;
         /* require_auth answers the 401 itself, and answering frees req */
-        if (srv->service_key == NULL || is_standard(r) ||
+        if (srv->service_key == NULL || r->public_route ||
             fg_http_request_require_auth(req, srv->service_key) == 0)
             r->handler(req, r->payload);
     } else if (any != NULL) {
@@ -856,8 +845,8 @@ size_t fg_http_server_in_flight(const fg_http_server *srv)
     return srv->in_flight;
 }
 
-int fg_http_server_route(fg_http_server *srv, fg_http_method method, const char *pattern,
-                         fg_http_handler handler, void *payload)
+static int add_route(fg_http_server *srv, fg_http_method method, const char *pattern,
+                     fg_http_handler handler, void *payload, bool public_route)
 {
     route *r = NULL, **grown;
     size_t i;
@@ -891,6 +880,7 @@ int fg_http_server_route(fg_http_server *srv, fg_http_method method, const char 
     r->method = method;
     r->handler = handler;
     r->payload = payload;
+    r->public_route = public_route;
     srv->routes[srv->nroutes++] = r;
     r = NULL;
     rc = 0;
@@ -901,6 +891,18 @@ done:
     return rc;
 }
 
+int fg_http_server_route(fg_http_server *srv, fg_http_method method, const char *pattern,
+                         fg_http_handler handler, void *payload)
+{
+    return add_route(srv, method, pattern, handler, payload, false);
+}
+
+int fg_http_server_route_public(fg_http_server *srv, fg_http_method method, const char *pattern,
+                                fg_http_handler handler, void *payload)
+{
+    return add_route(srv, method, pattern, handler, payload, true);
+}
+
 int fg_http_server_add_standard(fg_http_server *srv, const fg_http_standard *std)
 {
     char *service = NULL;
@@ -908,10 +910,11 @@ int fg_http_server_add_standard(fg_http_server *srv, const fg_http_standard *std
 
     if (std->service != NULL && (service = strndup(std->service, SERVICE_NAME_MAX)) == NULL)
         goto done;
-    if ((rc = fg_http_server_route(srv, FG_HTTP_GET, "/health", on_health, srv)) < 0 ||
-        (rc = fg_http_server_route(srv, FG_HTTP_GET, "/ready", on_ready, srv)) < 0 ||
-        (rc = fg_http_server_route(srv, FG_HTTP_GET, "/metrics", on_metrics, srv)) < 0 ||
-        (rc = fg_http_server_route(srv, FG_HTTP_GET, "/version", on_version, srv)) < 0)
+    /* Probes and Prometheus hold no service key. */
+    if ((rc = fg_http_server_route_public(srv, FG_HTTP_GET, "/health", on_health, srv)) < 0 ||
+        (rc = fg_http_server_route_public(srv, FG_HTTP_GET, "/ready", on_ready, srv)) < 0 ||
+        (rc = fg_http_server_route_public(srv, FG_HTTP_GET, "/metrics", on_metrics, srv)) < 0 ||
+        (rc = fg_http_server_route_public(srv, FG_HTTP_GET, "/version", on_version, srv)) < 0)
         goto done;
     if (service != NULL) {
         free(srv->service);

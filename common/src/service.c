@@ -267,6 +267,16 @@ static void bus_take_one(fg_service_bus *bus)
     fg_amqp_delivery_free(d);
 }
 
+static void bus_tick(fg_service_bus *bus)
+{
+    fg_service *svc = bus->svc;
+
+    if (svc->opts->tick == NULL || !fg_amqp_is_connected(bus->amqp))
+        return;
+    if (svc->opts->tick(bus, svc->opts->payload) < 0)
+        fg_log_warn("tick: %s", fg_error_last());
+}
+
 static void *bus_main(void *arg)
 {
     fg_service_bus bus = {arg, NULL, NULL};
@@ -286,6 +296,7 @@ static void *bus_main(void *arg)
         }
         backoff = FG_SERVICE_BACKOFF_MIN_MS;
         bus_take_one(&bus);
+        bus_tick(&bus);
     }
     atomic_store(&bus.svc->bus_connected, false);
     fg_amqp_free(bus.amqp);
@@ -351,7 +362,9 @@ static int add_metrics(fg_service *svc)
 {
     int rc;
 
-    if ((rc = fg_metrics_new(&svc->metrics)) < 0)
+    if (svc->opts->metrics != NULL)
+        svc->metrics = svc->opts->metrics;
+    else if ((rc = fg_metrics_new(&svc->metrics)) < 0)
         return rc;
     if ((rc = fg_metrics_counter(&svc->handled_ok, svc->metrics, "fg_messages_handled_total",
                                  "messages taken from the service's queue, by outcome",
@@ -449,7 +462,8 @@ static void stop(fg_service *svc)
     if (svc->base != NULL)
         event_base_free(svc->base);
     fg_pg_free(svc->db);
-    fg_metrics_free(svc->metrics);
+    if (svc->metrics != svc->opts->metrics)
+        fg_metrics_free(svc->metrics);
 }
 
 int fg_service_run(const fg_service_options *opts)
@@ -486,9 +500,12 @@ int fg_service_add_routes(fg_http_server *http, const fg_service_route *routes, 
 {
     int rc = 0;
 
-    for (size_t i = 0; i < nroutes && rc == 0; i++)
-        rc = fg_http_server_route(http, routes[i].method, routes[i].pattern, routes[i].handler,
-                                  payload);
+    for (size_t i = 0; i < nroutes && rc == 0; i++) {
+        const fg_service_route *r = &routes[i];
+        rc = r->public_route
+                 ? fg_http_server_route_public(http, r->method, r->pattern, r->handler, payload)
+                 : fg_http_server_route(http, r->method, r->pattern, r->handler, payload);
+    }
     return rc;
 }
 

@@ -39,11 +39,11 @@ static const fg_config_var token_repository_vars[] = {
 };
 
 static const fg_service_route token_routes[] = {
-    {FG_HTTP_PUT, "/projects/{id}/tokens", fg_service_not_implemented},
-    {FG_HTTP_GET, "/projects/{id}/tokens", fg_service_not_implemented},
-    {FG_HTTP_DELETE, "/projects/{id}/tokens", fg_service_not_implemented},
-    {FG_HTTP_GET, "/tokens", fg_service_not_implemented},
-    {FG_HTTP_POST, "/tokens/rotate", fg_service_not_implemented},
+    {FG_HTTP_PUT, "/projects/{id}/tokens", fg_service_not_implemented, false},
+    {FG_HTTP_GET, "/projects/{id}/tokens", fg_service_not_implemented, false},
+    {FG_HTTP_DELETE, "/projects/{id}/tokens", fg_service_not_implemented, false},
+    {FG_HTTP_GET, "/tokens", fg_service_not_implemented, false},
+    {FG_HTTP_POST, "/tokens/rotate", fg_service_not_implemented, false},
 };
 
 static int add_routes(fg_service *svc, fg_http_server *http, void *payload)

@@ -11,8 +11,9 @@
 #include "fg/proto.h"
 #include "fg/service.h"
 
-#define TRIPLESTORE_PROBE_TIMEOUT_MS 1000 /* /ready must answer quickly even when the store hangs  \
-                                           */
+#define TRIPLESTORE_PROBE_TIMEOUT_MS                                                               \
+    1000 /* /ready must answer quickly even when the store hangs                                   \
+          */
 
 typedef struct {
     fg_service_config service; /* first: see fg/service.h */

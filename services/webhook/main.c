@@ -50,11 +50,11 @@ static const fg_config_var webhook_vars[] = {
 
 /* Declared now so callers get a clear 501 until the webhook issue implements them. */
 static const fg_service_route webhook_routes[] = {
-    {FG_HTTP_POST, "/webhooks/github", fg_service_not_implemented},
-    {FG_HTTP_POST, "/webhooks/gitlab", fg_service_not_implemented},
-    {FG_HTTP_POST, "/projects", fg_service_not_implemented},
-    {FG_HTTP_DELETE, "/projects/{id}", fg_service_not_implemented},
-    {FG_HTTP_POST, "/projects/{id}/webhooks/validation", fg_service_not_implemented},
+    {FG_HTTP_POST, "/webhooks/github", fg_service_not_implemented, true},
+    {FG_HTTP_POST, "/webhooks/gitlab", fg_service_not_implemented, true},
+    {FG_HTTP_POST, "/projects", fg_service_not_implemented, false},
+    {FG_HTTP_DELETE, "/projects/{id}", fg_service_not_implemented, false},
+    {FG_HTTP_POST, "/projects/{id}/webhooks/validation", fg_service_not_implemented, false},
 };
 
 static int add_routes(fg_service *svc, fg_http_server *http, void *payload)

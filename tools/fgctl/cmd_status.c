@@ -50,7 +50,8 @@ static void probe(service_state *st, fgctl *ctl)
     fg_http_client_response res;
 
     fg_http_client_response_init(&res);
-    if (fgctl_get(&res, ctl, st->service->url, "/ready") < 0) {
+    /* a 503 /ready comes back as FG_EUNAVAILABLE with the status kept: that is an answer */
+    if (fgctl_get(&res, ctl, st->service->url, "/ready") < 0 && res.status == 0) {
         snprintf(st->detail, sizeof(st->detail), "unreachable: %s", fg_error_last());
     } else {
         st->ready_status = res.status;

@@ -55,8 +55,8 @@ typedef const char *(*fg_config_getenv_fn)(const char *name, void *payload);
 /* Fills `out` (a zeroed service config struct) from the environment. FG_EINVALID with a message
  * such as "FG_HTTP_PORT: '99999' is not a port (1-65535)" on the first bad or missing value. On
  * error, whatever was already filled in is freed again. */
-int fg_config_load(void *out, const fg_config_var *vars, size_t nvars, fg_config_getenv_fn getenv_fn,
-                   void *payload) FG_MUST_CHECK;
+int fg_config_load(void *out, const fg_config_var *vars, size_t nvars,
+                   fg_config_getenv_fn getenv_fn, void *payload) FG_MUST_CHECK;
 
 /* Frees what fg_config_load allocated in `cfg`. */
 void fg_config_dispose(void *cfg, const fg_config_var *vars, size_t nvars);

@@ -49,11 +49,11 @@ typedef struct fg_http_request fg_http_request;
 typedef void (*fg_http_handler)(fg_http_request *req, void *payload);
 
 typedef struct {
-    const char *address; /* where to listen; "127.0.0.1" by default */
-    uint16_t port;       /* 0: an ephemeral port (see fg_http_server_port) */
-    size_t max_body;     /* request body limit in bytes; FG_HTTP_BODY_DEFAULT by default */
-    int timeout_secs;    /* read/write idle timeout of a connection; 30 by default */
-    fg_metrics *metrics; /* request counts and /metrics; NULL: the server makes its own */
+    const char *address;     /* where to listen; "127.0.0.1" by default */
+    uint16_t port;           /* 0: an ephemeral port (see fg_http_server_port) */
+    size_t max_body;         /* request body limit in bytes; FG_HTTP_BODY_DEFAULT by default */
+    int timeout_secs;        /* read/write idle timeout of a connection; 30 by default */
+    fg_metrics *metrics;     /* request counts and /metrics; NULL: the server makes its own */
     const char *service_key; /* when set (copied), every route but the four standard endpoints
                                 requires `Authorization: Bearer <key>`; 401 otherwise */
 } fg_http_server_options;
@@ -85,6 +85,11 @@ fg_metrics *fg_http_server_metrics(const fg_http_server *srv);
  */
 int fg_http_server_route(fg_http_server *srv, fg_http_method method, const char *pattern,
                          fg_http_handler handler, void *payload) FG_MUST_CHECK;
+
+/* Like fg_http_server_route, for a route answered without the service key even when the server
+ * has one: the standard endpoints, and forge webhooks, which prove themselves by signature. */
+int fg_http_server_route_public(fg_http_server *srv, fg_http_method method, const char *pattern,
+                                fg_http_handler handler, void *payload) FG_MUST_CHECK;
 
 /* What a /ready probe collects; filled by the readiness callback. */
 typedef struct fg_http_readiness fg_http_readiness;

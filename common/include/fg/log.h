@@ -29,11 +29,11 @@ typedef struct {
     long long num;
 } fg_log_field;
 
-#define FG_LOG_STR(k, v)  ((fg_log_field){(k), FG_LOG_FIELD_STR, (v), 0})
-#define FG_LOG_INT(k, v)  ((fg_log_field){(k), FG_LOG_FIELD_INT, NULL, (long long)(v)})
-#define FG_LOG_SECRET(k)  ((fg_log_field){(k), FG_LOG_FIELD_SECRET, NULL, 0})
-#define FG_LOG_FIELDS(...)                                                                        \
-    (const fg_log_field[]){__VA_ARGS__},                                                          \
+#define FG_LOG_STR(k, v) ((fg_log_field){(k), FG_LOG_FIELD_STR, (v), 0})
+#define FG_LOG_INT(k, v) ((fg_log_field){(k), FG_LOG_FIELD_INT, NULL, (long long)(v)})
+#define FG_LOG_SECRET(k) ((fg_log_field){(k), FG_LOG_FIELD_SECRET, NULL, 0})
+#define FG_LOG_FIELDS(...)                                                                         \
+    (const fg_log_field[]){__VA_ARGS__},                                                           \
         sizeof((const fg_log_field[]){__VA_ARGS__}) / sizeof(fg_log_field)
 
 /* Process-wide setup, called once from main() before threads start. `service` is copied. */

@@ -159,6 +159,11 @@ typedef struct fg_service_bus fg_service_bus;
 typedef int (*fg_service_handler)(fg_service_bus *bus, const fg_amqp_delivery *delivery,
                                   void *payload);
 
+/* Runs on the bus thread after every delivery and at least every 250 ms when idle: the place for
+ * work that publishes (dispatch, schedules, zombie chasing). An error is logged; the next tick
+ * tries again. */
+typedef int (*fg_service_tick_fn)(fg_service_bus *bus, void *payload);
+
 /* Adds the service's own routes; called once on the main thread before serving. */
 typedef int (*fg_service_routes_fn)(fg_service *svc, fg_http_server *http, void *payload);
 
@@ -167,8 +172,10 @@ typedef struct {
     const fg_service_config *config; /* the `service` part of the loaded config */
     const char *const *categories;   /* consumed categories (NULL-terminated); NULL: none */
     fg_service_handler handler;      /* required when categories are given */
+    fg_service_tick_fn tick;         /* optional; runs on the bus thread, so needs categories */
     fg_service_routes_fn routes;     /* optional */
-    fg_http_ready_fn ready;          /* extra readiness checks (main thread); optional */
+    fg_metrics *metrics;        /* the service's registry (it keeps ownership); NULL: own one */
+    fg_http_ready_fn ready;     /* extra readiness checks (main thread); optional */
     const char *migrations_dir; /* when FG_MIGRATIONS_DIR is unset (FG_DEFAULT_MIGRATIONS_DIR) */
     size_t max_body;            /* request body limit; 0: FG_HTTP_BODY_DEFAULT */
     void *payload;              /* passed to handler and routes */
@@ -191,6 +198,7 @@ typedef struct {
     fg_http_method method;
     const char *pattern;
     fg_http_handler handler;
+    bool public_route; /* no service key: forges call it, and prove themselves otherwise */
 } fg_service_route;
 
 /* Adds every row of `routes` with the same payload. */
