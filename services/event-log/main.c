@@ -31,19 +31,19 @@ static const char *const event_log_categories[] = {
 };
 
 static const fg_service_route event_log_routes[] = {
-    {FG_HTTP_POST, "/projects", fg_service_not_implemented},
-    {FG_HTTP_GET, "/projects", fg_service_not_implemented},
-    {FG_HTTP_GET, "/projects/{id}", fg_service_not_implemented},
-    {FG_HTTP_DELETE, "/projects/{id}", fg_service_not_implemented},
-    {FG_HTTP_GET, "/projects/{id}/status", fg_service_not_implemented},
-    {FG_HTTP_GET, "/projects/{id}/events/{sha}", fg_service_not_implemented},
-    {FG_HTTP_POST, "/projects/{id}/replay", fg_service_not_implemented},
-    {FG_HTTP_POST, "/projects/{id}/reprovision", fg_service_not_implemented},
-    {FG_HTTP_POST, "/projects/{id}/sync", fg_service_not_implemented},
-    {FG_HTTP_GET, "/events", fg_service_not_implemented},
-    {FG_HTTP_GET, "/events/export", fg_service_not_implemented},
-    {FG_HTTP_POST, "/events/retry", fg_service_not_implemented},
-    {FG_HTTP_POST, "/replay/rebuild", fg_service_not_implemented},
+    {FG_HTTP_POST, "/projects", fg_service_not_implemented, false},
+    {FG_HTTP_GET, "/projects", fg_service_not_implemented, false},
+    {FG_HTTP_GET, "/projects/{id}", fg_service_not_implemented, false},
+    {FG_HTTP_DELETE, "/projects/{id}", fg_service_not_implemented, false},
+    {FG_HTTP_GET, "/projects/{id}/status", fg_service_not_implemented, false},
+    {FG_HTTP_GET, "/projects/{id}/events/{sha}", fg_service_not_implemented, false},
+    {FG_HTTP_POST, "/projects/{id}/replay", fg_service_not_implemented, false},
+    {FG_HTTP_POST, "/projects/{id}/reprovision", fg_service_not_implemented, false},
+    {FG_HTTP_POST, "/projects/{id}/sync", fg_service_not_implemented, false},
+    {FG_HTTP_GET, "/events", fg_service_not_implemented, false},
+    {FG_HTTP_GET, "/events/export", fg_service_not_implemented, false},
+    {FG_HTTP_POST, "/events/retry", fg_service_not_implemented, false},
+    {FG_HTTP_POST, "/replay/rebuild", fg_service_not_implemented, false},
 };
 
 static int add_routes(fg_service *svc, fg_http_server *http, void *payload)

@@ -35,7 +35,8 @@ static void test_buf__refuses_past_cap_and_keeps_content(void **state)
 static void test_buf__escapes_json(void **state)
 {
     fg_buf b;
-    const char raw[] = "a\"b\\c\nd\x01" "e";
+    const char raw[] = "a\"b\\c\nd\x01"
+                       "e";
     (void)state;
     fg_buf_init(&b, 1024);
     assert_int_equal(fg_buf_put_json_string(&b, raw, sizeof(raw) - 1), 0);

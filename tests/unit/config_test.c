@@ -20,8 +20,7 @@ typedef struct {
 
 static const fg_config_var sample_vars[] = {
     {"FG_NAME", FG_CONFIG_STRING, offsetof(sample_config, name), "fg", 0, 0, 0, "name", NULL},
-    {"FG_WORKERS", FG_CONFIG_INT, offsetof(sample_config, workers), "4", 0, 1, 64, "workers",
-     NULL},
+    {"FG_WORKERS", FG_CONFIG_INT, offsetof(sample_config, workers), "4", 0, 1, 64, "workers", NULL},
     {"FG_PORT", FG_CONFIG_PORT, offsetof(sample_config, port), "9001", 0, 0, 0, "port", NULL},
     {"FG_VERBOSE", FG_CONFIG_BOOL, offsetof(sample_config, verbose), "no", 0, 0, 0, "v", NULL},
     {"FG_DB_URL", FG_CONFIG_URL, offsetof(sample_config, db_url), NULL, FG_CONFIG_REQUIRED, 0, 0,
@@ -54,9 +53,11 @@ static int load(sample_config *cfg, const char **env)
 static void test_config__defaults_and_values(void **state)
 {
     /* 32 zero bytes */
-    const char *env[] = {"FG_DB_URL", "postgresql://u:pw@127.0.0.1:55432/db", "FG_WORKERS", "8",
-                         "FG_VERBOSE", "true", "FG_KEY",
-                         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", NULL};
+    const char *env[] = {"FG_DB_URL",  "postgresql://u:pw@127.0.0.1:55432/db",
+                         "FG_WORKERS", "8",
+                         "FG_VERBOSE", "true",
+                         "FG_KEY",     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                         NULL};
     sample_config cfg;
     (void)state;
     assert_int_equal(load(&cfg, env), 0);
@@ -99,8 +100,7 @@ static void test_config__refuses_bad_values_naming_the_variable(void **state)
 
 static void test_config__never_shows_a_secret(void **state)
 {
-    const char *short_key[] = {"FG_DB_URL", "postgresql://x/y", "FG_KEY", "c2VjcmV0LXZhbHVl",
-                               NULL};
+    const char *short_key[] = {"FG_DB_URL", "postgresql://x/y", "FG_KEY", "c2VjcmV0LXZhbHVl", NULL};
     const char *bad_secret[] = {"FG_DB_URL", "postgresql://x/y", "FG_SECRET", "hunter2", NULL};
     (void)state;
     assert_refused(short_key, "FG_KEY: key is 12 bytes, at least 32");
