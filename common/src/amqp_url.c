@@ -7,6 +7,8 @@
  */
 #include "fg/amqp.h"
 
+#include "fg/text.h"
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -15,42 +17,17 @@
 
 #define AMQP_DEFAULT_PORT 5672
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes s[0..n) into a new string; FG_EINVALID (no message) on a bad escape or %00. */
 static int percent_decode(char **out, const char *s, size_t n)
 {
     char *d = malloc(n + 1);
-    size_t j = 0;
 
     if (d == NULL)
         return fg_error_set(FG_ENOMEM, "out of memory parsing the AMQP URL");
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-
-        if (s[i] != '%') {
-            d[j++] = s[i];
-            continue;
-        }
-        hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-        lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            free(d);
-            return FG_EINVALID;
-        }
-        d[j++] = (char)(hi * 16 + lo);
-        i += 2;
+    if (fg_percent_decode(d, s, n, false) < 0) {
+        free(d);
+        return FG_EINVALID;
     }
-    d[j] = '\0';
     *out = d;
     return 0;
 }

@@ -4,6 +4,8 @@
  */
 #include "fg/crypto.h"
 
+#include "fg/text.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -150,17 +152,6 @@ int fg_crypto_hook_secret(char out[FG_CRYPTO_SHA256_HEX_LEN + 1], const void *ke
     return rc;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int fg_crypto_github_verify(const char *header, const void *body, size_t body_len,
                             const void *secret, size_t secret_len)
 {
@@ -177,7 +168,7 @@ int fg_crypto_github_verify(const char *header, const void *body, size_t body_le
     if (strnlen(hex, FG_CRYPTO_SHA256_HEX_LEN + 1) != FG_CRYPTO_SHA256_HEX_LEN)
         return fg_error_set(FG_EINVALID, "signature header does not hold 64 hex digits");
     for (size_t i = 0; i < FG_CRYPTO_SHA256_LEN; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        int hi = fg_hex_value(hex[2 * i]), lo = fg_hex_value(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return fg_error_set(FG_EINVALID, "signature header holds a non-hex character");
         given[i] = (unsigned char)(hi << 4 | lo);

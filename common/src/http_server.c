@@ -8,6 +8,7 @@
 #include "fg/http_server.h"
 
 #include "fg/crypto.h"
+#include "fg/text.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -239,42 +240,11 @@ static int put_json_text(fg_buf *b, const char *s, size_t max)
     return fg_buf_put_json_string(b, s, utf8_prefix(s, max));
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes src[0..len) into dst (which has room for len + 1); '+' becomes a space only in
- * a query. A malformed escape or a decoded NUL is bad input. */
+/* Percent-decodes into dst (room for len + 1); the message names the request target. */
 static int percent_decode(char *dst, const char *src, size_t len, bool plus_is_space)
 {
-    size_t i, o = 0;
-
-    for (i = 0; i < len; i++) {
-        char c = src[i];
-
-        if (c == '%') {
-            int hi = i + 2 < len ? hex_value(src[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(src[i + 2]) : -1;
-
-            if (hi < 0 || lo < 0)
-                return fg_error_set(FG_EINVALID, "malformed percent-escape in the request target");
-            c = (char)(hi * 16 + lo);
-            if (c == '\0')
-                return fg_error_set(FG_EINVALID, "NUL byte in the request target");
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        dst[o++] = c;
-    }
-    dst[o] = '\0';
+    if (fg_percent_decode(dst, src, len, plus_is_space) < 0)
+        return fg_error_set(FG_EINVALID, "%s in the request target", fg_error_last());
     return 0;
 }
 
