@@ -41,6 +41,7 @@ struct fg_service {
     bool bus_started;
     atomic_bool stopping;
     atomic_bool bus_connected;
+    bool wake_requested; /* under wake_lock: fg_service_wake was called */
     pthread_mutex_t wake_lock;
     pthread_cond_t wake;
     fg_metric *handled_ok;
@@ -128,7 +129,7 @@ static void wait_or_stop(fg_service *svc, long ms)
         until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&svc->wake_lock);
-    while (!atomic_load(&svc->stopping)) {
+    while (!atomic_load(&svc->stopping) && !svc->wake_requested) {
         if (pthread_cond_timedwait(&svc->wake, &svc->wake_lock, &until) == ETIMEDOUT)
             break;
     }
@@ -182,6 +183,11 @@ static size_t count_categories(const char *const *categories)
     return n;
 }
 
+static bool consuming(const fg_service *svc)
+{
+    return svc->opts->categories != NULL;
+}
+
 static int bus_open(fg_service_bus *bus)
 {
     const fg_service_config *cfg = bus->svc->cfg;
@@ -189,7 +195,7 @@ static int bus_open(fg_service_bus *bus)
 
     fg_amqp_options_init(&o);
     o.url = cfg->amqp_url;
-    o.service = bus->svc->opts->name;
+    o.service = consuming(bus->svc) ? bus->svc->opts->name : NULL; /* NULL: publish only */
     o.categories = bus->svc->opts->categories;
     o.ncategories = count_categories(bus->svc->opts->categories);
     o.prefetch = (int)cfg->amqp_prefetch;
@@ -210,10 +216,15 @@ static int bus_connect(fg_service_bus *bus)
     if (fg_amqp_is_connected(bus->amqp))
         return 0;
     if ((rc = fg_amqp_connect(bus->amqp, FG_SERVICE_CONNECT_MS)) < 0 ||
-        (rc = fg_amqp_declare(bus->amqp)) < 0 || (rc = fg_amqp_consume(bus->amqp)) < 0)
+        (rc = fg_amqp_declare(bus->amqp)) < 0)
+        return rc;
+    if (consuming(bus->svc) && (rc = fg_amqp_consume(bus->amqp)) < 0)
         return rc;
     atomic_store(&bus->svc->bus_connected, true);
-    fg_log_info("consuming from fg.%s", bus->svc->opts->name);
+    if (consuming(bus->svc))
+        fg_log_info("consuming from fg.%s", bus->svc->opts->name);
+    else
+        fg_log_info("connected to rabbitmq (publishing only)");
     return 0;
 }
 
@@ -267,6 +278,27 @@ static void bus_take_one(fg_service_bus *bus)
     fg_amqp_delivery_free(d);
 }
 
+/* A publishing-only bus thread sleeps here until fg_service_wake or the poll interval. */
+static void wait_for_wake(fg_service *svc, long ms)
+{
+    pthread_mutex_lock(&svc->wake_lock);
+    if (!svc->wake_requested) {
+        pthread_mutex_unlock(&svc->wake_lock);
+        wait_or_stop(svc, ms);
+        pthread_mutex_lock(&svc->wake_lock);
+    }
+    svc->wake_requested = false;
+    pthread_mutex_unlock(&svc->wake_lock);
+}
+
+void fg_service_wake(fg_service *svc)
+{
+    pthread_mutex_lock(&svc->wake_lock);
+    svc->wake_requested = true;
+    pthread_cond_broadcast(&svc->wake);
+    pthread_mutex_unlock(&svc->wake_lock);
+}
+
 static void bus_tick(fg_service_bus *bus)
 {
     fg_service *svc = bus->svc;
@@ -295,7 +327,10 @@ static void *bus_main(void *arg)
             continue;
         }
         backoff = FG_SERVICE_BACKOFF_MIN_MS;
-        bus_take_one(&bus);
+        if (consuming(bus.svc))
+            bus_take_one(&bus);
+        else
+            wait_for_wake(bus.svc, FG_SERVICE_POLL_MS);
         bus_tick(&bus);
     }
     atomic_store(&bus.svc->bus_connected, false);
@@ -417,10 +452,12 @@ static int start_signals(fg_service *svc)
 
 static int start_bus(fg_service *svc)
 {
-    if (svc->opts->categories == NULL)
+    if (svc->opts->categories == NULL && svc->opts->tick == NULL)
         return 0;
-    if (svc->opts->handler == NULL || svc->cfg->amqp_url == NULL)
-        return fg_error_set(FG_EINVALID, "a consuming service needs a handler and FG_AMQP_URL");
+    if (svc->cfg->amqp_url == NULL)
+        return fg_error_set(FG_EINVALID, "a bus thread needs FG_AMQP_URL");
+    if (consuming(svc) && svc->opts->handler == NULL)
+        return fg_error_set(FG_EINVALID, "a consuming service needs a handler");
     if (count_categories(svc->opts->categories) > FG_SERVICE_CATEGORIES_MAX)
         return fg_error_set(FG_EINVALID, "too many categories");
     if (pthread_create(&svc->bus_thread, NULL, bus_main, svc) != 0)

@@ -160,8 +160,9 @@ typedef int (*fg_service_handler)(fg_service_bus *bus, const fg_amqp_delivery *d
                                   void *payload);
 
 /* Runs on the bus thread after every delivery and at least every 250 ms when idle: the place for
- * work that publishes (dispatch, schedules, zombie chasing). An error is logged; the next tick
- * tries again. */
+ * work that publishes (dispatch, schedules, zombie chasing, an outbox relay). A service with a
+ * tick but no categories gets a publishing-only bus thread, woken early by fg_service_wake. An
+ * error is logged; the next tick tries again. */
 typedef int (*fg_service_tick_fn)(fg_service_bus *bus, void *payload);
 
 /* Adds the service's own routes; called once on the main thread before serving. */
@@ -172,7 +173,7 @@ typedef struct {
     const fg_service_config *config; /* the `service` part of the loaded config */
     const char *const *categories;   /* consumed categories (NULL-terminated); NULL: none */
     fg_service_handler handler;      /* required when categories are given */
-    fg_service_tick_fn tick;         /* optional; runs on the bus thread, so needs categories */
+    fg_service_tick_fn tick;         /* optional; runs on the bus thread (see above) */
     fg_service_routes_fn routes;     /* optional */
     fg_metrics *metrics;        /* the service's registry (it keeps ownership); NULL: own one */
     fg_http_ready_fn ready;     /* extra readiness checks (main thread); optional */
@@ -208,6 +209,10 @@ int fg_service_add_routes(fg_http_server *http, const fg_service_route *routes, 
 /* A handler for an endpoint this version declares but does not implement yet: 501 with a
  * message naming it, so a caller gets a clear error rather than a 404 or a fake success. */
 void fg_service_not_implemented(fg_http_request *req, void *payload);
+
+/* Any thread: makes the bus thread run its tick now rather than at the next poll (a publishing-
+ * only service's HTTP handler calls it after writing its outbox). */
+void fg_service_wake(fg_service *svc);
 
 /* Main thread only: the service's database connection (NULL without a database). */
 fg_pg_conn *fg_service_db(fg_service *svc);
