@@ -11,6 +11,7 @@
 #include "fg/text.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -92,6 +93,14 @@ struct fg_http_request {
     bool body_ready;
     struct timespec start;
     fg_http_request *prev, *next; /* the server's unanswered requests */
+    /* a streamed answer (fg_http_stream_start): the producer, the event that calls it on a loop
+     * turn of its own, and whether evhttp dropped the connection (the evhttp request is then
+     * ours to free) */
+    fg_http_stream_fn stream_next;
+    void *stream_payload;
+    struct event *stream_turn;
+    bool streaming;
+    bool stream_detached;
 };
 
 /* A server's life; only server_set_state moves it, and only forward. */
@@ -140,6 +149,7 @@ static const char *const method_names[METHODS_COUNT] = {"OTHER", "GET",   "HEAD"
 
 static void respond_error_v(fg_http_request *req, int status, const char *code, const char *fmt,
                             va_list ap) FG_PRINTF(4, 0);
+static void stream_abort(fg_http_request *req);
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
@@ -443,6 +453,8 @@ static void request_free(fg_http_request *req)
         srv->pending = req->next;
     if (req->next != NULL)
         req->next->prev = req->prev;
+    if (req->stream_turn != NULL)
+        event_free(req->stream_turn);
     free(req->strings);
     free(req);
 }
@@ -957,6 +969,11 @@ void fg_http_server_free(fg_http_server *srv)
 
     if (srv == NULL)
         return;
+    for (fg_http_request *req = srv->pending, *next; req != NULL; req = next) {
+        next = req->next;
+        if (req->streaming)
+            stream_abort(req);
+    }
     while (srv->pending != NULL)
         request_free(srv->pending);
     if (srv->http != NULL)
@@ -1176,4 +1193,145 @@ void fg_http_respond_fg_error(fg_http_request *req, int err)
         break;
     }
     fg_http_respond_error(req, status, fg_error_name(err), "%s", fg_error_last());
+}
+
+/* ---- public: streamed answers ------------------------------------------------------------ */
+
+/*
+ * A stream's life: the producer runs on a loop turn of its own (stream_turn), never inside
+ * evhttp's write callback, so nothing it does re-enters evhttp. evhttp calls on_stream_written
+ * when a piece has left the output buffer, and on_stream_closed (the connection's close
+ * callback) when the client goes away mid-answer: evhttp then detaches the request from the dying
+ * connection instead of freeing it (the user is not done with it), so freeing it falls to us.
+ */
+
+/* The answer is over without the producer: tell it once, free the request, count it done. */
+static void stream_abort(fg_http_request *req)
+{
+    fg_http_server *srv = req->srv;
+    struct evhttp_request *ev = req->ev;
+    fg_http_stream_fn next = req->stream_next;
+    bool detached = req->stream_detached;
+
+    req->stream_next = NULL;
+    if (next != NULL)
+        next(req, true, req->stream_payload);
+    /* still attached (the server is being freed): the connection must not call back into it */
+    if (!detached && evhttp_request_get_connection(ev) != NULL)
+        evhttp_connection_set_closecb(evhttp_request_get_connection(ev), NULL, NULL);
+    request_free(req);
+    if (detached) {
+        evhttp_request_free(ev);
+        on_complete(NULL, srv);
+    }
+}
+
+static void on_stream_turn(evutil_socket_t fd, short what, void *arg)
+{
+    fg_http_request *req = arg;
+
+    (void)fd;
+    (void)what;
+    if (req->stream_detached || req->stream_next == NULL)
+        stream_abort(req);
+    else
+        req->stream_next(req, false, req->stream_payload);
+}
+
+static void on_stream_written(struct evhttp_connection *evcon, void *arg)
+{
+    fg_http_request *req = arg;
+
+    (void)evcon;
+    event_active(req->stream_turn, EV_TIMEOUT, 0);
+}
+
+static void on_stream_closed(struct evhttp_connection *evcon, void *arg)
+{
+    fg_http_request *req = arg;
+
+    (void)evcon;
+    req->stream_detached = true;
+    event_active(req->stream_turn, EV_TIMEOUT, 0);
+}
+
+int fg_http_stream_start(fg_http_request *req, int status, const char *content_type,
+                         fg_http_stream_fn next, void *payload)
+{
+    struct evhttp_request *ev = req->ev;
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(ev);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+
+    if (req->streaming || next == NULL || evcon == NULL)
+        return fg_error_set(FG_EINVALID, "this request cannot start a streamed answer");
+    if ((req->stream_turn = evtimer_new(req->srv->base, on_stream_turn, req)) == NULL)
+        return fg_error_set(FG_ENOMEM, "out of memory starting a streamed answer");
+    evhttp_remove_header(headers, "Content-Type");
+    if (evhttp_add_header(headers, "Content-Type",
+                          content_type != NULL ? content_type : "application/octet-stream") != 0 ||
+        (req->srv->state != SERVER_LISTENING &&
+         evhttp_add_header(headers, "Connection", "close") != 0)) {
+        event_free(req->stream_turn);
+        req->stream_turn = NULL;
+        return fg_error_set(FG_ENOMEM, "out of memory starting a streamed answer");
+    }
+    req->streaming = true;
+    req->stream_next = next;
+    req->stream_payload = payload;
+    count_answer(req, status);
+    evhttp_connection_set_closecb(evcon, on_stream_closed, req);
+    evhttp_send_reply_start(ev, status, reason_phrase(status));
+    /* HEAD (or a status without a body) gets the head alone: evhttp would drop every piece
+     * silently and never report it written, so the stream ends here. */
+    if (req->method == FG_HTTP_HEAD || status == 204 || status == 304) {
+        fg_http_stream_fn producer = req->stream_next;
+
+        req->stream_next = NULL;
+        producer(req, true, payload);
+        fg_http_stream_end(req, false);
+        return 0;
+    }
+    event_active(req->stream_turn, EV_TIMEOUT, 0);
+    return 0;
+}
+
+int fg_http_stream_write(fg_http_request *req, const void *data, size_t len)
+{
+    struct evbuffer *piece;
+
+    if (len == 0) {
+        event_active(req->stream_turn, EV_TIMEOUT, 0);
+        return 0;
+    }
+    if ((piece = evbuffer_new()) == NULL || evbuffer_add(piece, data, len) != 0) {
+        if (piece != NULL)
+            evbuffer_free(piece);
+        return fg_error_set(FG_ENOMEM, "out of memory queueing %zu bytes of an answer", len);
+    }
+    evhttp_send_reply_chunk_with_cb(req->ev, piece, on_stream_written, req);
+    evbuffer_free(piece);
+    return 0;
+}
+
+void fg_http_stream_end(fg_http_request *req, bool failed)
+{
+    struct evhttp_request *ev = req->ev;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct bufferevent *bev;
+
+    req->stream_next = NULL;
+    if (failed && evcon != NULL && (bev = evhttp_connection_get_bufferevent(evcon)) != NULL) {
+        /* No final chunk: shutting the socket down makes evhttp see the end of the connection,
+         * which detaches the request and calls on_stream_closed; the clean-up runs from there. */
+        shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+        return;
+    }
+    if (evcon != NULL)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    if (req->stream_detached) {
+        event_active(req->stream_turn, EV_TIMEOUT, 0);
+        return;
+    }
+    request_free(req);
+    evhttp_send_reply_end(ev);
 }

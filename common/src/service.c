@@ -198,9 +198,13 @@ static int bus_open(fg_service_bus *bus)
     o.service = consuming(bus->svc) ? bus->svc->opts->name : NULL; /* NULL: publish only */
     o.categories = bus->svc->opts->categories;
     o.ncategories = count_categories(bus->svc->opts->categories);
-    o.prefetch = (int)cfg->amqp_prefetch;
-    o.max_attempts = (int)cfg->amqp_max_attempts;
-    o.retry_ttl_ms = (int)cfg->amqp_retry_delay_ms;
+    /* a publishing-only service lists FG_SERVICE_AMQP_VAR alone: these stay 0, keep defaults */
+    if (cfg->amqp_prefetch > 0)
+        o.prefetch = (int)cfg->amqp_prefetch;
+    if (cfg->amqp_max_attempts > 0)
+        o.max_attempts = (int)cfg->amqp_max_attempts;
+    if (cfg->amqp_retry_delay_ms > 0)
+        o.retry_ttl_ms = (int)cfg->amqp_retry_delay_ms;
     return fg_amqp_new(&bus->amqp, &o);
 }
 
@@ -486,6 +490,8 @@ static int start(fg_service *svc)
 static void stop(fg_service *svc)
 {
     atomic_store(&svc->stopping, true);
+    if (svc->opts->stop != NULL)
+        svc->opts->stop(svc, svc->opts->payload);
     pthread_mutex_lock(&svc->wake_lock);
     pthread_cond_broadcast(&svc->wake);
     pthread_mutex_unlock(&svc->wake_lock);
@@ -567,4 +573,9 @@ fg_metrics *fg_service_metrics(fg_service *svc)
 const fg_service_config *fg_service_config_of(fg_service *svc)
 {
     return svc->cfg;
+}
+
+struct event_base *fg_service_event_base(fg_service *svc)
+{
+    return svc->base;
 }

@@ -11,42 +11,59 @@ STACK="$REPO/deploy/local/stack.sh"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+BUILD_DIR=${FG_BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$REPO/$BUILD_DIR ;; esac
+
 build() {
-	local dir=${FG_BUILD_DIR:-build}
-	case "$dir" in /*) ;; *) dir=$REPO/$dir ;; esac
-	cmake -S "$REPO" -B "$dir" -DCMAKE_BUILD_TYPE=Release
-	cmake --build "$dir" -j"$(nproc)"
+	cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DFG_TESTS=OFF
+	cmake --build "$BUILD_DIR" -j"$(nproc)"
 }
 
-# The main job: what the user came for once the stack runs. For now: a readiness table of the
-# services (GET /ready and /version of each).
+FGCTL() { "$BUILD_DIR/tools/fgctl/fgctl" "$@"; }
+
+# The main job: forgegraph turns its own repository into a knowledge graph and reports on it.
+# Registering is idempotent and a sync is requested each time, so a second run picks up new
+# commits and changes nothing else.
 main_job() {
-	local env_out name var url ready version
+	local env_out id graph
 	env_out=$("$STACK" env)
 	eval "$env_out"
-	printf '\n%-18s %-24s %-10s %s\n' SERVICE URL READY VERSION
-	for name in webhook triples-generator token-repository event-log commit-sync; do
-		var=FG_$(tr 'a-z-' 'A-Z_' <<<"$name")_URL
-		url=${!var}
-		ready=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/ready" || true)
-		case "$ready" in
-		200) ready=yes ;;
-		000 | '') ready="no answer" ;;
-		*) ready="no ($ready)" ;;
-		esac
-		version=$(curl -s --max-time 2 "$url/version" | tr -d '\n' || true)
-		# {"service":..,"version":"0.1.0","revision":"abc123"} -> 0.1.0 (abc123)
-		version=$(sed -n 's/.*"version":"\([^"]*\)".*"revision":"\([^"]*\)".*/\1 (\2)/p' <<<"$version")
-		printf '%-18s %-24s %-10s %s\n' "$name" "$url" "$ready" "${version:--}"
-	done
+	FGCTL status
+	step "registering this repository ($REPO)"
+	id=$(FGCTL --json project add --forge git --url "$REPO" --path forgegraph/forgegraph |
+		sed -n 's/^ *"id": *\([0-9]*\).*/\1/p' | head -1)
+	if [ -z "$id" ]; then
+		echo "up.sh: registering the repository failed" >&2
+		exit 1
+	fi
+	FGCTL project sync "$id" >/dev/null
+	step "waiting until every commit of project $id is in the graph"
+	FGCTL project status "$id" --wait --timeout "${FG_DEMO_TIMEOUT:-900}"
+	graph="<$FG_GRAPH_BASE/projects/$id>"
+	step "report (SPARQL over $graph)"
+	report "$graph"
 	cat <<EOF
 
 The stack is up (state in $FG_STACK_DIR).
   configure a shell (fgctl, psql, curl):  eval "\$($STACK env)"
+  query the graph:                        $BUILD_DIR/tools/fgctl/fgctl sparql 'SELECT ...'
   status / logs:                          $STACK status ; $STACK logs [name] [-f]
-  logs on disk:                           $FG_STACK_DIR/logs/
   stop everything:                        $STACK down
 EOF
+}
+
+# A short report from SPARQL over the project's graph.
+report() {
+	local g=$1
+	local p='PREFIX fg: <https://w3id.org/forgegraph/ns#> PREFIX prov: <http://www.w3.org/ns/prov#> PREFIX schema: <http://schema.org/>'
+	echo "-- commits and lines"
+	FGCTL sparql "$p SELECT (COUNT(DISTINCT ?c) AS ?commits) (SUM(?i) AS ?insertions) (SUM(?d) AS ?deletions) WHERE { GRAPH $g { ?c a fg:Commit ; fg:insertions ?i ; fg:deletions ?d } }"
+	echo "-- contributors"
+	FGCTL sparql "$p SELECT (COUNT(DISTINCT ?person) AS ?contributors) WHERE { GRAPH $g { ?a a fg:Activity ; prov:wasAssociatedWith ?person } }"
+	echo "-- activities by type"
+	FGCTL sparql "$p SELECT ?type (COUNT(?a) AS ?activities) WHERE { GRAPH $g { ?a fg:type ?type } } GROUP BY ?type ORDER BY DESC(?activities)"
+	echo "-- top 5 contributors (authored commits)"
+	FGCTL sparql "$p SELECT (SAMPLE(?n) AS ?name) (COUNT(DISTINCT ?c) AS ?commits) WHERE { GRAPH $g { ?a fg:type \"authored-commit\" ; fg:commit ?c ; prov:wasAssociatedWith ?person . ?person schema:name ?n } } GROUP BY ?person ORDER BY DESC(?commits) LIMIT 5"
 }
 
 main() {

@@ -594,12 +594,14 @@ static const rule global_commit_sync_members[] = {
     {.name = "latest", .kind = K_STRING, .check = is_sha, .what = SHA_WHAT},
     {.name = NULL}};
 
+/* commits may be empty only on the message that closes a sync (creation_extra) */
 static const rule creation_members[] = {{.name = "commits",
                                          .kind = K_ARRAY,
                                          .required = true,
-                                         .min = 1,
+                                         .min = 0,
                                          .max = FG_PROTO_BATCH_MAX,
                                          .item = &commit_item},
+                                        {.name = "syncComplete", .kind = K_BOOL},
                                         {.name = NULL}};
 
 static const rule awaiting_event_members[] = {
@@ -708,6 +710,19 @@ static int clean_up_extra(ctx *c, struct json_object *root)
     return 0;
 }
 
+/* A commit sync ends with syncComplete: true, and that last CREATION may carry no commits. */
+static int creation_extra(ctx *c, struct json_object *root)
+{
+    struct json_object *commits = NULL, *complete = NULL;
+
+    if (json_object_object_get_ex(root, "commits", &commits) &&
+        json_object_array_length(commits) == 0 &&
+        !(json_object_object_get_ex(root, "syncComplete", &complete) &&
+          json_object_get_boolean(complete)))
+        return fail_at(c, "commits", "empty (allowed only with syncComplete: true)");
+    return 0;
+}
+
 static int to_failure_extra(ctx *c, struct json_object *root)
 {
     struct json_object *status = NULL;
@@ -730,7 +745,7 @@ static const shape category_shapes[FG_PROTO_CATEGORY_COUNT] = {
     [FG_PROTO_COMMIT_SYNC] = {true, commit_sync_members, NULL},
     [FG_PROTO_GLOBAL_COMMIT_SYNC_REQUEST] = {true, NULL, NULL},
     [FG_PROTO_GLOBAL_COMMIT_SYNC] = {true, global_commit_sync_members, global_commit_sync_extra},
-    [FG_PROTO_CREATION] = {true, creation_members, NULL},
+    [FG_PROTO_CREATION] = {true, creation_members, creation_extra},
     [FG_PROTO_EVENTS_STATUS_CHANGE] = {true, sub_category_member, NULL}, /* + the variant */
     [FG_PROTO_AWAITING_GENERATION] = {true, awaiting_generation_members, NULL},
     [FG_PROTO_TRIPLES_GENERATED] = {true, triples_generated_members, NULL},

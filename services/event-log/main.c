@@ -1,24 +1,59 @@
 /*
  * fg-event-log: the event store and its status state machine, dispatch to the consumers, zombie
- * chasing and replay (DESIGN.md "Event statuses"). This file only wires. The store, the state
- * machine and the API come with the event-log issue; until then messages are validated against
- * their schema and parked with a reason (never acked as if handled), and the API answers 501.
+ * chasing and replay (DESIGN.md "Event statuses"). This file only wires: the configuration
+ * table, the metrics, and the three entry points — el_consume (bus handler), el_tick (dispatch,
+ * schedules, zombies) and el_api_add_routes (REST API). docs/internals/event-log.md explains them.
  */
 #include <stddef.h>
 
-#include "fg/proto.h"
+#include "el_api.h"
+#include "el_consume.h"
+#include "el_context.h"
+#include "el_dispatch.h"
 #include "fg/service.h"
 
 typedef struct {
     fg_service_config service; /* first: see fg/service.h */
+    el_settings el;
 } event_log_config;
+
+#define EL_VAR(NAME, FIELD, DEF, MIN, MAX, HELP)                                                   \
+    {                                                                                              \
+        NAME, FG_CONFIG_INT, offsetof(event_log_config, el.FIELD), DEF, 0, MIN, MAX, HELP, NULL    \
+    }
 
 static const fg_config_var event_log_vars[] = {
     FG_SERVICE_VARS(event_log_config, 9005),
     FG_SERVICE_DB_VARS(event_log_config, "EVENT_LOG",
                        "postgresql://fg_event_log@127.0.0.1:55432/fg_event_log"),
     FG_SERVICE_BUS_VARS(event_log_config),
+    EL_VAR("FG_EL_BATCH_MAX", batch_max, "100", 1, 1000, "events in one dispatched message"),
+    EL_VAR("FG_EL_PROJECTS_PER_ROUND", projects_per_round, "16", 1, 1000,
+           "projects served per dispatch round"),
+    EL_VAR("FG_EL_CONSUMER_TTL_MS", consumer_ttl_ms, "90000", 1000, 86400000,
+           "a consumer not heard from for this long is gone"),
+    EL_VAR("FG_EL_GENERATION_TIMEOUT_MS", generation_timeout_ms, "600000", 100, 604800000,
+           "GENERATING_TRIPLES longer than this is a zombie"),
+    EL_VAR("FG_EL_TRANSFORMATION_TIMEOUT_MS", transformation_timeout_ms, "600000", 100, 604800000,
+           "TRANSFORMING_TRIPLES longer than this is a zombie"),
+    EL_VAR("FG_EL_DELETION_TIMEOUT_MS", deletion_timeout_ms, "600000", 100, 604800000,
+           "DELETING longer than this is a zombie"),
+    EL_VAR("FG_EL_BACKOFF_BASE_MS", backoff_base_ms, "30000", 1, 86400000,
+           "first delay after a recoverable failure (doubles per attempt)"),
+    EL_VAR("FG_EL_BACKOFF_MAX_MS", backoff_max_ms, "3600000", 1, 604800000,
+           "longest delay after a recoverable failure"),
+    EL_VAR("FG_EL_COMMIT_SYNC_ACTIVE_MS", commit_sync_active_ms, "3600000", 1000, 604800000,
+           "COMMIT_SYNC interval of a project with commits in the last 7 days"),
+    EL_VAR("FG_EL_COMMIT_SYNC_IDLE_MS", commit_sync_idle_ms, "86400000", 1000, 604800000,
+           "COMMIT_SYNC interval of other projects"),
+    EL_VAR("FG_EL_GLOBAL_SYNC_MS", global_sync_ms, "604800000", 1000, 2592000000LL,
+           "GLOBAL_COMMIT_SYNC interval"),
+    EL_VAR("FG_EL_GLOBAL_SYNC_DELAY_MS", global_sync_delay_ms, "300000", 0, 86400000,
+           "GLOBAL_COMMIT_SYNC_REQUEST runs after this delay"),
+    EL_VAR("FG_EL_PROCESSED_TTL_MS", processed_ttl_ms, "604800000", 60000, 2592000000LL,
+           "how long processed message ids are kept for deduplication"),
 };
+#define NVARS (sizeof(event_log_vars) / sizeof(event_log_vars[0]))
 
 static const char *const event_log_categories[] = {
     "CREATION",
@@ -30,65 +65,60 @@ static const char *const event_log_categories[] = {
     NULL,
 };
 
-static const fg_service_route event_log_routes[] = {
-    {FG_HTTP_POST, "/projects", fg_service_not_implemented, false},
-    {FG_HTTP_GET, "/projects", fg_service_not_implemented, false},
-    {FG_HTTP_GET, "/projects/{id}", fg_service_not_implemented, false},
-    {FG_HTTP_DELETE, "/projects/{id}", fg_service_not_implemented, false},
-    {FG_HTTP_GET, "/projects/{id}/status", fg_service_not_implemented, false},
-    {FG_HTTP_GET, "/projects/{id}/events/{sha}", fg_service_not_implemented, false},
-    {FG_HTTP_POST, "/projects/{id}/replay", fg_service_not_implemented, false},
-    {FG_HTTP_POST, "/projects/{id}/reprovision", fg_service_not_implemented, false},
-    {FG_HTTP_POST, "/projects/{id}/sync", fg_service_not_implemented, false},
-    {FG_HTTP_GET, "/events", fg_service_not_implemented, false},
-    {FG_HTTP_GET, "/events/export", fg_service_not_implemented, false},
-    {FG_HTTP_POST, "/events/retry", fg_service_not_implemented, false},
-    {FG_HTTP_POST, "/replay/rebuild", fg_service_not_implemented, false},
-};
+static const double dispatch_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                          0.025,  0.05,  0.1,    0.25,  1};
 
-static int add_routes(fg_service *svc, fg_http_server *http, void *payload)
+static int register_metrics(el_context *ctx)
 {
-    (void)svc;
-    return fg_service_add_routes(http, event_log_routes,
-                                 sizeof(event_log_routes) / sizeof(event_log_routes[0]), payload);
-}
-
-/* A message that fails its schema is parked with the codec's reason; a valid one is parked too,
- * saying that this version does not handle it yet, so nothing is acked that was not done. */
-static int handle_message(fg_service_bus *bus, const fg_amqp_delivery *delivery, void *payload)
-{
-    fg_proto_msg msg;
+    el_metrics *m = &ctx->m;
     int rc;
 
-    (void)bus;
-    (void)payload;
-    fg_proto_msg_init(&msg);
-    rc = fg_proto_msg_parse(&msg, fg_amqp_delivery_body(delivery),
-                            fg_amqp_delivery_body_len(delivery));
-    if (rc == 0)
-        rc = fg_error_set(FG_EINVALID, "event-log does not handle %s in this version yet",
-                          fg_proto_category_name(msg.category));
-    fg_proto_msg_dispose(&msg);
-    return rc;
+    if ((rc = fg_metrics_new(&ctx->metrics)) < 0 ||
+        (rc = fg_metrics_counter(&m->transitions, ctx->metrics, "fg_el_transitions_total",
+                                 "events moved from one status to another", NULL)) < 0 ||
+        (rc = fg_metrics_counter(&m->illegal, ctx->metrics, "fg_el_illegal_transitions_total",
+                                 "status changes refused: no transition allows them", NULL)) < 0 ||
+        (rc = fg_metrics_counter(&m->stale, ctx->metrics, "fg_el_stale_changes_total",
+                                 "replies about events that had moved on, ignored", NULL)) < 0 ||
+        (rc = fg_metrics_counter(&m->zombies, ctx->metrics, "fg_el_zombies_chased_total",
+                                 "processing events returned to the status before", NULL)) < 0 ||
+        (rc = fg_metrics_counter(&m->created, ctx->metrics, "fg_el_events_created_total",
+                                 "events created from CREATION", NULL)) < 0)
+        return rc;
+    return fg_metrics_histogram(&m->dispatch_seconds, ctx->metrics,
+                                "fg_el_dispatch_duration_seconds",
+                                "time to claim and publish one dispatched batch", NULL,
+                                dispatch_buckets, sizeof(dispatch_buckets) / sizeof(double));
 }
 
 int main(int argc, char **argv)
 {
     event_log_config cfg = {0};
+    el_context ctx = {0};
     fg_service_options opts = {0};
-    const size_t nvars = sizeof(event_log_vars) / sizeof(event_log_vars[0]);
     int status;
 
-    if (!fg_service_configure(&status, &cfg, event_log_vars, nvars, "event-log", argc, argv))
+    if (!fg_service_configure(&status, &cfg, event_log_vars, NVARS, "event-log", argc, argv))
         return status;
+    ctx.service = &cfg.service;
+    ctx.settings = cfg.el;
+    if (register_metrics(&ctx) < 0) {
+        fg_log_error("start-up failed: %s", fg_error_last());
+        status = 1;
+        goto done;
+    }
     opts.name = "event-log";
     opts.config = &cfg.service;
     opts.migrations_dir = FG_DEFAULT_MIGRATIONS_DIR;
     opts.categories = event_log_categories;
-    opts.handler = handle_message;
-    opts.routes = add_routes;
-    opts.payload = &cfg;
+    opts.handler = el_consume;
+    opts.tick = el_tick;
+    opts.routes = el_api_add_routes;
+    opts.metrics = ctx.metrics;
+    opts.payload = &ctx;
     status = fg_service_run(&opts);
-    fg_config_dispose(&cfg, event_log_vars, nvars);
+done:
+    fg_metrics_free(ctx.metrics);
+    fg_config_dispose(&cfg, event_log_vars, NVARS);
     return status;
 }

@@ -1,13 +1,17 @@
 /*
  * fg-token-repository: keeps each project's forge access token encrypted at rest (AES-256-GCM
  * under a key id, FG_TOKEN_KEYS) and hands it only to callers holding the internal service key.
- * This file only wires. The token API comes with the webhook/token issue; until then its routes
- * answer 501.
+ * This file only wires: the API and its metrics are tr_api.c, the store tr_store.c, the input
+ * checks tr_validate.c. It uses no broker.
  */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "fg/crypto.h"
 #include "fg/service.h"
+#include "tr_api.h"
+#include "tr_validate.h"
 
 typedef struct {
     fg_service_config service; /* first: see fg/service.h */
@@ -38,37 +42,35 @@ static const fg_config_var token_repository_vars[] = {
      "tokens expiring within this many days are reported", NULL},
 };
 
-static const fg_service_route token_routes[] = {
-    {FG_HTTP_PUT, "/projects/{id}/tokens", fg_service_not_implemented, false},
-    {FG_HTTP_GET, "/projects/{id}/tokens", fg_service_not_implemented, false},
-    {FG_HTTP_DELETE, "/projects/{id}/tokens", fg_service_not_implemented, false},
-    {FG_HTTP_GET, "/tokens", fg_service_not_implemented, false},
-    {FG_HTTP_POST, "/tokens/rotate", fg_service_not_implemented, false},
-};
-
-static int add_routes(fg_service *svc, fg_http_server *http, void *payload)
-{
-    (void)svc;
-    return fg_service_add_routes(http, token_routes, sizeof(token_routes) / sizeof(token_routes[0]),
-                                 payload);
-}
-
 int main(int argc, char **argv)
 {
     token_repository_config cfg = {0};
     fg_service_options opts = {0};
+    fg_crypto_keyring *keyring = NULL;
     const size_t nvars = sizeof(token_repository_vars) / sizeof(token_repository_vars[0]);
+    tr_api api;
     int status;
 
     if (!fg_service_configure(&status, &cfg, token_repository_vars, nvars, "token-repository", argc,
                               argv))
         return status;
+    if (fg_crypto_keyring_new(&keyring, cfg.token_keys) < 0) {
+        fprintf(stderr, "fg-token-repository: configuration: FG_TOKEN_KEYS: %s\n", fg_error_last());
+        status = 2;
+        goto done;
+    }
+    /* the keyring holds the keys from here on; the text copy has no reason to stay readable */
+    fg_crypto_wipe(cfg.token_keys, strlen(cfg.token_keys));
+    tr_api_init(&api, keyring, cfg.expiry_warning_days);
     opts.name = "token-repository";
     opts.config = &cfg.service;
     opts.migrations_dir = FG_DEFAULT_MIGRATIONS_DIR;
-    opts.routes = add_routes;
-    opts.payload = &cfg;
+    opts.routes = tr_api_start;
+    opts.max_body = TR_BODY_MAX;
+    opts.payload = &api;
     status = fg_service_run(&opts);
+done:
+    fg_crypto_keyring_free(keyring);
     fg_config_dispose(&cfg, token_repository_vars, nvars);
     return status;
 }

@@ -227,11 +227,12 @@ static void test_services__api_requires_the_service_key(void **state)
     assert_int_equal(call(&res, event_log, "/projects", NULL), 401);
     assert_int_equal(call(&res, event_log, "/projects", &wrong), 401);
     assert_null(strstr(res.body.ptr, fg_test_stack_env("FG_SERVICE_KEY")));
-    /* with the key, the route is reached and says honestly that it is not there yet */
-    assert_int_equal(call(&res, event_log, "/projects", &right), 501);
-    assert_non_null(strstr(res.body.ptr, "not_implemented"));
-    /* forges hold no service key: the webhook endpoints are public */
-    assert_int_equal(call(&res, webhook, "/webhooks/github", &post), 501);
+    /* with the key, the route answers */
+    assert_int_equal(call(&res, event_log, "/projects", &right), 200);
+    assert_non_null(strstr(res.body.ptr, "\"projects\""));
+    /* forges hold no service key: the webhook endpoints are public, so an unsigned body that is
+     * no delivery gets the webhook's own 400, not the runtime's 401 */
+    assert_int_equal(call(&res, webhook, "/webhooks/github", &post), 400);
     fg_http_client_response_dispose(&res);
 }
 
@@ -248,7 +249,8 @@ static void test_services__webhook_refuses_bodies_over_25_mib(void **state)
     memset(body, ' ', WEBHOOK_BODY_MAX + 1);
     fg_http_client_response_init(&res);
     assert_int_equal(call(&res, webhook, "/webhooks/github", &over), 413);
-    assert_int_equal(call(&res, webhook, "/webhooks/github", &limit), 501);
+    /* exactly the limit is read and judged: blanks are no JSON delivery */
+    assert_int_equal(call(&res, webhook, "/webhooks/github", &limit), 400);
     fg_http_client_response_dispose(&res);
     free(body);
 }
@@ -315,29 +317,26 @@ static bool parked_found(void *payload)
     return s->found[0] && s->found[1];
 }
 
-static void test_services__unhandled_and_invalid_messages_are_parked_with_a_reason(void **state)
+static void test_services__invalid_messages_are_parked_with_a_reason(void **state)
 {
-    fg_proto_msg msg;
-    fg_proto_project project = {42, FG_PROTO_FORGE_GIT, "group/demo"};
-    fg_buf body;
-    parked_search search = {{NULL, "f0e1d2c3-0000-4000-8000-00000000bad0"}, {"", ""}, {0, 0}};
+    /* valid JSON and envelope, but a sha that is no sha: the schema says where */
+    static const char bad_sha[] =
+        "{\"id\":\"f0e1d2c3-0000-4000-8000-00000000bad1\",\"category\":\"EVENTS_STATUS_CHANGE\","
+        "\"occurredAt\":\"2026-11-22T10:00:00Z\",\"project\":{\"id\":42,\"forge\":\"git\","
+        "\"path\":\"group/demo\"},\"subCategory\":\"ToTriplesStore\",\"events\":[{\"sha\":"
+        "\"not-a-sha\"}],\"processingTime\":5}";
+    parked_search search = {
+        {"f0e1d2c3-0000-4000-8000-00000000bad0", "f0e1d2c3-0000-4000-8000-00000000bad1"},
+        {"", ""},
+        {0, 0}};
     (void)state;
 
-    fg_proto_msg_init(&msg);
-    fg_buf_init(&body, 1 << 20);
-    assert_int_equal(fg_proto_msg_start(&msg, FG_PROTO_COMMIT_SYNC_REQUEST, &project), 0);
-    assert_int_equal(fg_proto_msg_serialise(&body, &msg), 0);
-    search.ids[0] = msg.id;
-    publish(msg.id, "COMMIT_SYNC_REQUEST", body.ptr);
-    publish(search.ids[1], "CREATION", "{\"id\": \"not even close\"");
+    publish(search.ids[0], "CREATION", "{\"id\": \"not even close\"");
+    publish(search.ids[1], "EVENTS_STATUS_CHANGE", bad_sha);
     assert_true(fg_test_wait_until(parked_found, &search, 30000));
-    /* valid but not handled yet: parked saying so, never acked as done */
-    assert_non_null(strstr(search.reasons[0], "does not handle COMMIT_SYNC_REQUEST"));
-    /* malformed: parked with the codec's reason */
-    assert_true(strlen(search.reasons[1]) > 0);
-    assert_null(strstr(search.reasons[1], "does not handle"));
-    fg_buf_dispose(&body);
-    fg_proto_msg_dispose(&msg);
+    /* parked, never acked as done, each with the codec's reason */
+    assert_true(strlen(search.reasons[0]) > 0);
+    assert_non_null(strstr(search.reasons[1], "events[0].sha"));
 }
 
 static void test_services__sigterm_stops_cleanly(void **state)
@@ -432,7 +431,7 @@ int main(void)
         cmocka_unit_test(test_services__standard_endpoints_of_every_service),
         cmocka_unit_test(test_services__api_requires_the_service_key),
         cmocka_unit_test(test_services__webhook_refuses_bodies_over_25_mib),
-        cmocka_unit_test(test_services__unhandled_and_invalid_messages_are_parked_with_a_reason),
+        cmocka_unit_test(test_services__invalid_messages_are_parked_with_a_reason),
         cmocka_unit_test(test_services__sigterm_stops_cleanly),
         cmocka_unit_test(test_services__bad_configuration_exits_2_with_one_line),
         cmocka_unit_test(test_services__unreachable_database_fails_start_up_without_the_password),

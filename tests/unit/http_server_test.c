@@ -36,6 +36,11 @@ typedef struct {
     atomic_bool shutdown_started;
     atomic_bool shutdown_done;
     atomic_size_t in_flight_at_done;
+    atomic_size_t in_flight_now;
+    /* the streamed answer of /stream: pieces sent, how it ended */
+    atomic_int stream_pieces_sent;
+    atomic_bool stream_aborted;
+    atomic_bool stream_fail_after_first; /* end the answer as failed after one piece */
 } fixture;
 
 typedef struct {
@@ -123,6 +128,38 @@ static void on_text(fg_http_request *req, void *payload)
     fg_http_respond_text(req, 200, NULL, "plain\n", 6);
 }
 
+#define STREAM_PIECES     64
+#define STREAM_PIECE_SIZE (64 * 1024)
+
+/* Piece i is STREAM_PIECE_SIZE bytes of the letter 'a' + i % 26, so the client can check order. */
+static void stream_next(fg_http_request *req, bool aborted, void *payload)
+{
+    fixture *fx = payload;
+    static char piece[STREAM_PIECE_SIZE];
+    int i = atomic_load(&fx->stream_pieces_sent);
+
+    if (aborted) {
+        atomic_store(&fx->stream_aborted, true);
+        return;
+    }
+    if (i == STREAM_PIECES || (i == 1 && atomic_load(&fx->stream_fail_after_first))) {
+        fg_http_stream_end(req, i != STREAM_PIECES);
+        return;
+    }
+    memset(piece, 'a' + i % 26, sizeof(piece));
+    if (fg_http_stream_write(req, piece, sizeof(piece)) < 0) {
+        fg_http_stream_end(req, true);
+        return;
+    }
+    atomic_store(&fx->stream_pieces_sent, i + 1);
+}
+
+static void on_stream(fg_http_request *req, void *payload)
+{
+    if (fg_http_stream_start(req, 200, "application/x-ndjson", stream_next, payload) < 0)
+        fg_http_respond_fg_error(req, fg_error_last_code());
+}
+
 static void ready_check(fg_http_readiness *r, void *payload)
 {
     fixture *fx = payload;
@@ -180,6 +217,7 @@ static fixture *start_server(size_t max_body)
     assert_int_equal(fg_http_server_route(fx->srv, FG_HTTP_GET, "/secret", on_secret, NULL), 0);
     assert_int_equal(fg_http_server_route(fx->srv, FG_HTTP_GET, "/slow", on_slow, fx), 0);
     assert_int_equal(fg_http_server_route(fx->srv, FG_HTTP_GET, "/text", on_text, NULL), 0);
+    assert_int_equal(fg_http_server_route(fx->srv, FG_HTTP_GET, "/stream", on_stream, fx), 0);
     assert_int_equal(pthread_create(&fx->loop, NULL, run_loop, fx), 0);
     return fx;
 }
@@ -823,6 +861,148 @@ static void test_http_server__free_with_an_unanswered_request(void **state)
     close(fd);
 }
 
+static void test_http_server__stream_sends_every_piece_in_order(void **state)
+{
+    fixture *fx = start_server(0);
+    response r;
+    (void)state;
+
+    get(&r, fx, "/stream");
+    assert_int_equal(r.status, 200);
+    assert_true(header_has(&r, "Transfer-Encoding: chunked"));
+    assert_true(header_has(&r, "Content-Type: application/x-ndjson"));
+    assert_int_equal(r.body.len, (size_t)STREAM_PIECES * STREAM_PIECE_SIZE);
+    for (size_t i = 0; i < STREAM_PIECES; i++)
+        assert_int_equal(r.body.ptr[i * STREAM_PIECE_SIZE + STREAM_PIECE_SIZE - 1], 'a' + i % 26);
+    assert_false(atomic_load(&fx->stream_aborted));
+    response_dispose(&r);
+    stop_server(fx);
+}
+
+static void read_in_flight(evutil_socket_t fd, short what, void *arg)
+{
+    fixture *fx = arg;
+
+    (void)fd;
+    (void)what;
+    atomic_store(&fx->in_flight_now, fg_http_server_in_flight(fx->srv));
+}
+
+static bool stream_aborted(void *payload)
+{
+    return atomic_load(&((fixture *)payload)->stream_aborted);
+}
+
+/* True once a count read on the loop thread (scheduled by an earlier call) saw nothing. */
+static bool nothing_in_flight(void *payload)
+{
+    fixture *fx = payload;
+    bool none = atomic_load(&fx->in_flight_now) == 0;
+
+    on_loop(fx, read_in_flight);
+    return none;
+}
+
+static bool stream_started(void *payload)
+{
+    return atomic_load(&((fixture *)payload)->stream_pieces_sent) > 0;
+}
+
+static int connect_and_send(fixture *fx, const char *request)
+{
+    struct sockaddr_in addr = {0};
+    int fd;
+
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(fx->port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t)strlen(request));
+    return fd;
+}
+
+static void test_http_server__stream_client_gone_mid_answer(void **state)
+{
+    fixture *fx = start_server(0);
+    char some[4096];
+    response r;
+    int fd;
+    (void)state;
+
+    atomic_store(&fx->in_flight_now, 1);
+    fd = connect_and_send(fx, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(recv(fd, some, sizeof(some), MSG_WAITALL) > 0);
+    close(fd); /* unread data makes this a reset: the server's next write fails */
+    assert_true(fg_test_wait_until(stream_aborted, fx, 10000));
+    assert_true(atomic_load(&fx->stream_pieces_sent) < STREAM_PIECES);
+    assert_true(fg_test_wait_until(nothing_in_flight, fx, 10000));
+    get(&r, fx, "/projects/7"); /* still serving */
+    assert_int_equal(r.status, 200);
+    response_dispose(&r);
+    stop_server(fx); /* ASan: the dropped request was freed exactly once */
+}
+
+static void test_http_server__stream_failure_truncates_the_answer(void **state)
+{
+    fixture *fx = start_server(0);
+    CURL *c = curl_easy_init();
+    fg_buf body;
+    char url[256];
+    (void)state;
+
+    atomic_store(&fx->stream_fail_after_first, true);
+    atomic_store(&fx->in_flight_now, 1);
+    fg_buf_init(&body, 16 << 20);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/stream", (unsigned)fx->port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    /* the client must not mistake a cut answer for a complete one */
+    assert_int_not_equal(curl_easy_perform(c), CURLE_OK);
+    assert_int_equal(body.len, STREAM_PIECE_SIZE);
+    curl_easy_cleanup(c);
+    fg_buf_dispose(&body);
+    assert_true(fg_test_wait_until(nothing_in_flight, fx, 10000));
+    assert_false(atomic_load(&fx->stream_aborted)); /* it ended the answer itself */
+    stop_server(fx);
+}
+
+static void test_http_server__stream_head_sends_the_head_only(void **state)
+{
+    fixture *fx = start_server(0);
+    response r;
+    (void)state;
+
+    http(&r, fx, "HEAD", "/stream", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 0);
+    assert_true(atomic_load(&fx->stream_aborted)); /* told once, so it could free its state */
+    assert_int_equal(atomic_load(&fx->stream_pieces_sent), 0);
+    response_dispose(&r);
+    stop_server(fx);
+}
+
+static void test_http_server__free_while_streaming(void **state)
+{
+    fixture *fx = start_server(0);
+    int fd;
+    (void)state;
+
+    /* a client that never reads: the answer stalls once the socket buffers are full */
+    fd = connect_and_send(fx, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(fg_test_wait_until(stream_started, fx, 10000));
+    assert_int_equal(event_base_loopexit(fx->base, NULL), 0);
+    assert_int_equal(pthread_join(fx->loop, NULL), 0);
+    fg_http_server_free(fx->srv); /* nothing leaks, nothing is freed twice (ASan) */
+    assert_true(atomic_load(&fx->stream_aborted)); /* the producer was told */
+    fg_metrics_free(fx->metrics);
+    event_base_free(fx->base);
+    free(fx);
+    close(fd);
+}
+
 static void test_http_server__refuses_bad_routes_and_options(void **state)
 {
     struct event_base *base = event_base_new();
@@ -884,6 +1064,11 @@ int main(void)
         cmocka_unit_test(test_http_server__bad_input_is_4xx),
         cmocka_unit_test(test_http_server__shutdown_lets_in_flight_requests_finish),
         cmocka_unit_test(test_http_server__free_with_an_unanswered_request),
+        cmocka_unit_test(test_http_server__stream_sends_every_piece_in_order),
+        cmocka_unit_test(test_http_server__stream_client_gone_mid_answer),
+        cmocka_unit_test(test_http_server__stream_failure_truncates_the_answer),
+        cmocka_unit_test(test_http_server__stream_head_sends_the_head_only),
+        cmocka_unit_test(test_http_server__free_while_streaming),
         cmocka_unit_test(test_http_server__refuses_bad_routes_and_options),
     };
     int rc;

@@ -136,6 +136,7 @@ static const struct {
     {"creation-author-time-without-offset", "commits[0].author.at: not an RFC 3339 timestamp"},
     {"creation-commit-extra-field", "commits[0].tree: unexpected field"},
     {"creation-empty-commits", "commits: empty"},
+    {"creation-empty-without-sync-complete", "commits: empty (allowed only with syncComplete"},
     {"creation-empty-trailer-key", "commits[0].trailers[1].key: empty"},
     {"creation-is-merge-string", "commits[0].isMerge: not a boolean"},
     {"creation-message-too-long", "commits[0].message: longer than 65536 characters"},

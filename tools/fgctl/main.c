@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "fg/log.h"
 #include "fgctl.h"
 
@@ -19,13 +21,13 @@ typedef struct {
 
 static const fgctl_command commands[] = {
     {"status", fgctl_cmd_status, "readiness and version of every service"},
-    {"project", NULL, "add|list|status|remove projects (event-log and webhook issues)"},
-    {"events", NULL, "list|show|retry events (event-log issue)"},
-    {"replay", NULL, "replay deliveries|events (event-log and webhook issues)"},
-    {"reprovision", NULL, "re-provision a project (event-log issue)"},
-    {"tokens", NULL, "list|rotate tokens (token-repository issue)"},
-    {"dump", NULL, "export deliveries and events (webhook issue)"},
-    {"sparql", NULL, "run a SPARQL query, print TSV (triples-generator issue)"},
+    {"project", fgctl_cmd_project, "list|status|add|sync|remove projects (event-log)"},
+    {"events", fgctl_cmd_events, "list|show|retry events (event-log)"},
+    {"replay", fgctl_cmd_replay, "replay events|rebuild (event-log); deliveries: webhook issue"},
+    {"reprovision", fgctl_cmd_reprovision, "re-provision a project (event-log)"},
+    {"tokens", fgctl_cmd_tokens, "list tokens (expiring ones marked) | rotate them"},
+    {"dump", fgctl_cmd_dump, "gzip'd JSON-lines export of deliveries and events since a time"},
+    {"sparql", fgctl_cmd_sparql, "run a read-only SPARQL query, print TSV (triples-generator)"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -65,6 +67,88 @@ int fgctl_get(fg_http_client_response *res, fgctl *ctl, const char *base, const 
         req.nheaders = 1;
     }
     return fg_http_client_send(ctl->http, res, &req);
+}
+
+int fgctl_send(fg_http_client_response *res, fgctl *ctl, const char *method, const char *base,
+               const char *path, const char *json_body)
+{
+    char url[FG_HTTP_CLIENT_URL_MAX];
+    char auth[512];
+    const char *headers[2];
+    fg_http_client_request req;
+
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", base, path) >= sizeof(url))
+        return fg_error_set(FG_EINVALID, "URL too long");
+    fg_http_client_request_init(&req);
+    req.url = url;
+    req.method = method;
+    req.headers = headers;
+    if (ctl->service_key != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctl->service_key);
+        headers[req.nheaders++] = auth;
+    }
+    if (json_body != NULL) {
+        headers[req.nheaders++] = "Content-Type: application/json";
+        req.body = json_body;
+        req.body_len = strlen(json_body);
+    }
+    return fg_http_client_send(ctl->http, res, &req);
+}
+
+const char *fgctl_service_url(const fgctl *ctl, const char *name)
+{
+    for (size_t i = 0; i < ctl->nservices; i++)
+        if (strcmp(ctl->services[i].name, name) == 0)
+            return ctl->services[i].url;
+    return NULL;
+}
+
+/* "status error: message" from a service's {"error","message"} answer, or the raw status. */
+static void print_answer_error(const char *what, const fg_http_client_response *res)
+{
+    json_object *root = res->body.len > 0 ? json_tokener_parse(res->body.ptr) : NULL;
+    json_object *code = NULL, *message = NULL;
+
+    if (root != NULL && json_object_object_get_ex(root, "error", &code) &&
+        json_object_object_get_ex(root, "message", &message))
+        fprintf(stderr, "fgctl %s: %ld %s: %s\n", what, res->status, json_object_get_string(code),
+                json_object_get_string(message));
+    else
+        fprintf(stderr, "fgctl %s: HTTP %ld\n", what, res->status);
+    json_object_put(root);
+}
+
+int fgctl_call(json_object **out, fgctl *ctl, const char *service, const char *what,
+               const char *method, const char *path, const char *json_body)
+{
+    const char *base = fgctl_service_url(ctl, service);
+    fg_http_client_response res;
+    int status = FGCTL_EXIT_FAILED;
+
+    if (out != NULL)
+        *out = NULL;
+    fg_http_client_response_init(&res);
+    if (base == NULL) {
+        fprintf(stderr, "fgctl %s: no service %s\n", what, service);
+        goto done;
+    }
+    /* an error status (a 503, say) still comes back with its body: that is an answer */
+    if (fgctl_send(&res, ctl, method, base, path, json_body) < 0 && res.status == 0) {
+        fprintf(stderr, "fgctl %s: %s unreachable: %s\n", what, service, fg_error_last());
+        goto done;
+    }
+    if (res.status < 200 || res.status > 299) {
+        print_answer_error(what, &res);
+        goto done;
+    }
+    if (out != NULL && res.body.len > 0 && (*out = json_tokener_parse(res.body.ptr)) == NULL) {
+        fprintf(stderr, "fgctl %s: %s answered something that is not JSON\n", what, service);
+        goto done;
+    }
+    status = FGCTL_EXIT_OK;
+done:
+    fg_http_client_response_dispose(&res);
+    return status;
 }
 
 static void load_settings(fgctl *ctl)

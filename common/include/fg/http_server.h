@@ -4,7 +4,8 @@
  * standard endpoints (/health, /ready, /metrics, /version) and counts requests in a metrics
  * registry. It does not parse JSON bodies nor run handlers on other threads. Everything here runs
  * on the thread of the caller's event_base, except where a comment says otherwise. The server
- * owns its requests: a handler borrows one until it answers with exactly one fg_http_respond_*.
+ * owns its requests: a handler borrows one until it answers with exactly one fg_http_respond_*
+ * (or hands it to a stream: fg_http_stream_start).
  */
 #ifndef FG_HTTP_SERVER_H
 #define FG_HTTP_SERVER_H
@@ -190,5 +191,35 @@ void fg_http_respond_fg_error(fg_http_request *req, int err);
 /* Answers with any body and content type ("text/plain; charset=utf-8" when NULL). */
 void fg_http_respond_text(fg_http_request *req, int status, const char *content_type,
                           const char *body, size_t len);
+
+/* ---- requests: streamed answers (chunked) ------------------------------------------------- */
+
+/* Produces the next piece of a streamed answer, on the loop thread, once the answer's head or
+ * the previous piece has been written to the socket (so one piece at a time is buffered, however
+ * long the answer). Each call must either queue one piece (fg_http_stream_write), end the answer
+ * (fg_http_stream_end), or both, in that order. With aborted true the answer is over without the
+ * producer (the client went away, a HEAD request has no body, the server is being freed): it
+ * must only release what payload holds, and never touch req again. */
+typedef void (*fg_http_stream_fn)(fg_http_request *req, bool aborted, void *payload);
+
+/*
+ * Starts answering req with `status` and `content_type` in pieces (Transfer-Encoding: chunked;
+ * an HTTP/1.0 client gets the body up to the connection's close). On success req now belongs to
+ * the stream: the handler returns without touching it, and next(req, ..., payload) is called as
+ * said above until it ends the answer; it is called exactly once with aborted true if the answer
+ * ends any other way. FG_ENOMEM, or FG_EINVALID when req is streaming already; on failure
+ * nothing was sent and the caller still answers req with an fg_http_respond_* call.
+ */
+int fg_http_stream_start(fg_http_request *req, int status, const char *content_type,
+                         fg_http_stream_fn next, void *payload) FG_MUST_CHECK;
+
+/* Queues one piece (copied) of a streamed answer; only from the producer. An empty piece sends
+ * nothing and simply asks for the next one. FG_ENOMEM (nothing queued). */
+int fg_http_stream_write(fg_http_request *req, const void *data, size_t len) FG_MUST_CHECK;
+
+/* Ends a streamed answer (consumes req; the producer is not called again). With failed, the
+ * connection is closed without the final empty chunk, so the client sees a truncated answer
+ * (curl: "transfer closed with outstanding read data") rather than a complete-looking one. */
+void fg_http_stream_end(fg_http_request *req, bool failed);
 
 #endif

@@ -168,6 +168,13 @@ typedef int (*fg_service_tick_fn)(fg_service_bus *bus, void *payload);
 /* Adds the service's own routes; called once on the main thread before serving. */
 typedef int (*fg_service_routes_fn)(fg_service *svc, fg_http_server *http, void *payload);
 
+/* Called once on the main thread when the service stops, after the loop has exited and before the
+ * bus thread is joined and the HTTP server and the loop are freed: a service that runs threads of
+ * its own which answer requests through the loop (fg_service_event_base; event_active from
+ * another thread needs evthread_use_pthreads() before fg_service_run) joins them here. Also called
+ * after a failed start, so it must cope with routes never having been added. */
+typedef void (*fg_service_stop_fn)(fg_service *svc, void *payload);
+
 typedef struct {
     const char *name;                /* "event-log": logs, /version, queue fg.<name> */
     const fg_service_config *config; /* the `service` part of the loaded config */
@@ -175,6 +182,7 @@ typedef struct {
     fg_service_handler handler;      /* required when categories are given */
     fg_service_tick_fn tick;         /* optional; runs on the bus thread (see above) */
     fg_service_routes_fn routes;     /* optional */
+    fg_service_stop_fn stop;         /* optional */
     fg_metrics *metrics;        /* the service's registry (it keeps ownership); NULL: own one */
     fg_http_ready_fn ready;     /* extra readiness checks (main thread); optional */
     const char *migrations_dir; /* when FG_MIGRATIONS_DIR is unset (FG_DEFAULT_MIGRATIONS_DIR) */
@@ -218,6 +226,10 @@ void fg_service_wake(fg_service *svc);
 fg_pg_conn *fg_service_db(fg_service *svc);
 fg_metrics *fg_service_metrics(fg_service *svc);
 const fg_service_config *fg_service_config_of(fg_service *svc);
+
+/* Main thread only: the event loop the HTTP handlers run on, for the service's own timers
+ * (event_base_once frees a pending one with the loop, so nothing outlives fg_service_run). */
+struct event_base *fg_service_event_base(fg_service *svc);
 
 /* Bus thread only: the handler's own database connection and the AMQP handle (for publishing). */
 fg_pg_conn *fg_service_bus_db(fg_service_bus *bus);
