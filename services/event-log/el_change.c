@@ -32,18 +32,19 @@
  * one-event change looked cheaper custom-planned and was planned on every call (planning took
  * longer than executing). */
 
-/* The named events as the statement's snapshot shows them, in id order. Nothing is locked here:
- * the UPDATE below locks each row as it reaches it (so in id order: two changes over overlapping
- * batches queue rather than deadlock) and moves it only if its status is still the one read
- * here (e.status = n.status, rechecked on the newest version when a concurrent change got there
- * first); so the status logged as from_status is exactly the one left, and an event that moved
- * on meanwhile counts as stale. Reaching the row by its ctid spares an index probe per event.
- * By id, "project_id + 0" keeps the planner from AND-ing the primary key with the project's
- * status index (tens of thousands of entries for a big project) instead of filtering 500 rows. */
+/* The named events, locked in id order (two changes over overlapping batches queue rather than
+ * deadlock). Locking here, not only in the UPDATE, matters with several event-log instances: a
+ * consumer's reply can reach one instance before the other's dispatch committed; FOR UPDATE
+ * makes the reply wait for that commit and then read the event's new status, where a plain
+ * snapshot would see the old one and wrongly call the reply stale. The UPDATE moves a row only if
+ * its status is still the one read here, so the status logged as from_status is exactly the one
+ * left. Reaching the row by its ctid spares an index probe per event. By id, "project_id + 0"
+ * keeps the planner from AND-ing the primary key with the project's status index (tens of
+ * thousands of entries for a big project) instead of filtering 500 rows. */
 #define SQL_NAMED(FILTER)                                                                          \
     "WITH named AS MATERIALIZED ("                                                                 \
     " SELECT e.ctid AS tid, e.id, e.sha, e.status, e.payload_id FROM event e WHERE " FILTER        \
-    " ORDER BY e.id), "
+    " ORDER BY e.id FOR UPDATE OF e), "
 
 #define SQL_WHOLE_PROJECT                                                                          \
     SQL_NAMED("e.project_id = $1 AND e.status = ANY($2::text::event_status[])")
