@@ -412,7 +412,7 @@ static int subscription(fg_pg_conn *pg, const fg_proto_msg *msg)
     struct json_object *capacity = fg_proto_msg_get(msg, "capacity");
     struct json_object *in_flight = fg_proto_msg_get(msg, "inFlight");
     fg_buf cats, caps, flights;
-    const char *params[5];
+    const char *params[6];
     int rc = 0;
 
     fg_buf_init(&cats, EL_CONSUME_ARRAY_MAX);
@@ -445,16 +445,20 @@ static int subscription(fg_pg_conn *pg, const fg_proto_msg *msg)
     params[2] = cats.ptr;
     params[3] = caps.ptr;
     params[4] = flights.ptr;
+    params[5] = msg->occurred_at;
+    /* The heartbeat is when the consumer spoke, not when we read it: a SUBSCRIPTION that waited in
+     * the queue must not make a consumer that died meanwhile look alive. */
     rc = fg_pg_exec_prepared(
         NULL, pg, "el_consume_subscription",
         "WITH gone AS (DELETE FROM consumer WHERE service = $1 AND instance = $2 "
         "AND category <> ALL($3::text[])) "
         "INSERT INTO consumer (service, instance, category, capacity, in_flight, last_heartbeat) "
-        "SELECT $1, $2, t.category, t.capacity, t.in_flight, now() "
+        "SELECT $1, $2, t.category, t.capacity, t.in_flight, least(now(), $6::timestamptz) "
         "FROM unnest($3::text[], $4::integer[], $5::integer[]) AS t(category, capacity, in_flight) "
         "ON CONFLICT (service, instance, category) DO UPDATE SET capacity = excluded.capacity, "
-        "in_flight = excluded.in_flight, last_heartbeat = excluded.last_heartbeat",
-        5, params);
+        "in_flight = excluded.in_flight, "
+        "last_heartbeat = greatest(consumer.last_heartbeat, excluded.last_heartbeat)",
+        6, params);
 done:
     fg_buf_dispose(&cats);
     fg_buf_dispose(&caps);

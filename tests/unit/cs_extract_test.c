@@ -1042,9 +1042,47 @@ static void test_cs_extract__crowd_dev_fixture(void **state)
         json_object_put(parsed);
     }
     assert_int_equal(matched, json_object_array_length(expected));
-    printf("crowd.dev: %zu expected activities over %zu commits, all given by our bodies; no "
-           "commit where git's trailer-block rule and crowd.dev differ\n",
-           matched, n);
+    /* and the other way: every trailer of ours with a known key and an <email> is an activity
+     * crowd.dev expects (a trailer-like line outside the block would show up here) */
+    {
+        const char *body = c.bodies.ptr;
+        size_t ours = 0;
+        for (size_t i = 0; i < n; i++, body += strlen(body) + 1) {
+            struct json_object *parsed = NULL;
+            fg_proto_commit pc;
+            assert_int_equal(fg_proto_commit_parse(&parsed, body, strlen(body)), 0);
+            assert_int_equal(fg_proto_commit_read(&pc, parsed), 0);
+            for (size_t t = 0; t < pc.trailer_count; t++) {
+                const char *tt = trailer_type(pc.trailers[t].key);
+                const char *gt = strchr(pc.trailers[t].value, '>'), *lt;
+                char email[128];
+                bool expected_too = false;
+                if (tt == NULL || gt == NULL)
+                    continue; /* no email: no activity (DESIGN.md), crowd.dev agrees */
+                for (lt = gt; lt > pc.trailers[t].value && lt[-1] != '<'; lt--)
+                    ;
+                snprintf(email, sizeof(email), "%.*s", (int)(gt - lt), lt);
+                for (size_t e = 0; e < json_object_array_length(expected) && !expected_too; e++) {
+                    struct json_object *act = json_object_array_get_idx(expected, e);
+                    struct json_object *ids = member(member(act, "member"), "identities");
+                    expected_too =
+                        strcmp(str(act, "type"), tt) == 0 &&
+                        strcmp(str(act, "sourceParentId"), pc.sha) == 0 &&
+                        strcmp(str(json_object_array_get_idx(ids, 1), "value"), email) == 0;
+                }
+                if (!expected_too)
+                    fail_msg("our trailer %s: %s on %s is no crowd.dev activity",
+                             pc.trailers[t].key, pc.trailers[t].value, pc.sha);
+                ours++;
+            }
+            fg_proto_commit_dispose(&pc);
+            json_object_put(parsed);
+        }
+        printf("crowd.dev: %zu expected activities over %zu commits, all given by our bodies, "
+               "and our %zu trailer activities all expected: no commit where git's "
+               "trailer-block rule and crowd.dev differ\n",
+               matched, n, ours);
+    }
     collected_dispose(&c);
     json_object_put(seed);
     json_object_put(expected);
