@@ -629,7 +629,8 @@ static void test_tokens__invalid_requests_get_400_naming_the_field(void **state)
     snprintf(long_body, sizeof(long_body), "{\"token\":\"%s\"}", long_token);
     snprintf(spaced_body, sizeof(spaced_body), "{\"token\":\"%s tail\"}", new_secret("ghp_"));
     snprintf(newline_body, sizeof(newline_body), "{\"token\":\"%s\\nx\"}", new_secret("ghp_"));
-    snprintf(valid, sizeof(valid), "%s", put_body(new_secret("ghp_"), NULL));
+    assert_true((size_t)snprintf(valid, sizeof(valid), "%s", put_body(new_secret("ghp_"), NULL)) <
+                sizeof(valid));
     snprintf(p6, sizeof(p6), TOKENS_PATH_FORMAT, project(6));
     {
         const struct {
@@ -709,7 +710,8 @@ static void test_tokens__every_route_needs_the_service_key(void **state)
     (void)state;
 
     put_token(stack_url(), project(8), token, NULL, 201);
-    snprintf(body, sizeof(body), "%s", put_body(new_secret("ghp_"), NULL));
+    assert_true((size_t)snprintf(body, sizeof(body), "%s", put_body(new_secret("ghp_"), NULL)) <
+                sizeof(body));
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const char *b = strcmp(routes[i][0], "PUT") == 0 ? body : NULL;
         assert_int_equal(api(stack_url(), routes[i][0], routes[i][1], b, KEY_NONE), 401);
@@ -1089,7 +1091,9 @@ static void cleanup_leftovers(void)
             continue;
         if (admin == NULL && fg_pg_connect(&admin, getenv("FG_PG_URL"), PG_TIMEOUT_MS) < 0)
             break;
-        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", live_dbs[i]);
+        if ((size_t)snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+                             live_dbs[i]) >= sizeof(sql))
+            continue;
         if (fg_pg_exec(NULL, admin, sql, 0, NULL) < 0)
             printf("cleanup: %s\n", fg_error_last());
     }
