@@ -11,7 +11,9 @@
 #   2. add one commit, request a sync (fgctl project sync), time until SPARQL ASK finds its IRI;
 #   3. compare the graph with git: commits, distinct author emails (ASCII lower-cased),
 #      insertions, deletions (--no-renames, merges give 0); exit 1 on any mismatch;
-#   4. print each service's idle resident memory (VmRSS) and take the stack down (--purge).
+#   4. print each service's idle resident memory (VmRSS) and take the stack down (--purge;
+#      BENCH_KEEP_LOGS=DIR copies the services' logs to DIR first).
+# Also printed: when the first commit sync completed (event-log's `synced`), polled every 0.2 s.
 #
 # Last line: bench e2e commits=… seconds=… commits_per_s=… triples=… push_to_query_ms=…
 set -euo pipefail
@@ -49,7 +51,9 @@ cmake --build "$FG_BUILD_DIR" -j"$(nproc)" >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fg-bench-e2e.XXXXXX")
 cleanup() {
-  "$stack" down --purge >/dev/null 2>&1 || echo "bench e2e: stack.sh down failed" >&2
+  [ -z "${poller:-}" ] || kill "$poller" 2>/dev/null || true
+  "$stack" down --purge ${BENCH_KEEP_LOGS:+--keep-logs "$BENCH_KEEP_LOGS"} >/dev/null 2>&1 ||
+    echo "bench e2e: stack.sh down failed" >&2
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,8 +70,18 @@ t0=$(now)
 id=$("$fgctl" --json project add --forge git --url "$clone" --path "bench/e2e-$$" |
   sed -n 's/^ *"id": *\([0-9]*\).*/\1/p' | head -1)
 [ -n "$id" ] || { say "project add failed"; exit 1; }
+# when the first sync completes (every event known to event-log), beside --wait
+(
+  until "$fgctl" --json project status "$id" 2>/dev/null | grep -q '"synced": *true'; do
+    sleep 0.2
+  done
+  awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "bench e2e: first commit sync done after %.2f s\n", b - a }' >&2
+) &
+poller=$!
 "$fgctl" project status "$id" --wait --timeout "$timeout_s" >&2
 t1=$(now)
+wait "$poller" || true
+poller=
 status_json=$("$fgctl" --json project status "$id")
 total=$(printf '%s' "$status_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 stored=$(printf '%s' "$status_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["byStatus"]["TRIPLES_STORE"])')

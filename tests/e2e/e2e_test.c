@@ -684,7 +684,8 @@ static int setup(void **state)
         return -1;
     if (setenv("GIT_COMMITTER_NAME", "Carol Committer", 1) < 0 ||
         setenv("GIT_COMMITTER_EMAIL", "committer@example.org", 1) < 0 ||
-        setenv("GIT_CONFIG_NOSYSTEM", "1", 1) < 0)
+        setenv("GIT_CONFIG_NOSYSTEM", "1", 1) < 0 ||
+        setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1) < 0)
         return -1;
     snprintf(cmd, sizeof(cmd), "git init -q -b main '%s'", e2e.dir);
     if (run(NULL, cmd) != 0)
