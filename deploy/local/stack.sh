@@ -106,6 +106,7 @@ cmd_up() {
 	UP_DEADLINE=$((SECONDS + ${FG_STACK_TIMEOUT:-90}))
 	stack_lock
 	check_offset
+	reserve_ports
 	if [ "${FG_STACK_SERVERS_ONLY:-0}" != 1 ]; then
 		stack_services >/dev/null # dies here on a bad FG_STACK_SERVICES
 		svc_require_binaries

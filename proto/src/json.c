@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "fg/text.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -38,66 +39,12 @@ static void skip_space(scanner *s)
         s->p++;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629 table 3-7), 0 when there is none. */
-static size_t utf8_sequence(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4;
-    else
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F; /* U+D800..U+DFFF are not characters */
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F; /* nothing past U+10FFFF */
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    }
-    return n;
-}
-
-static int hex4(unsigned *out, const unsigned char *p, const unsigned char *end)
-{
-    unsigned v = 0;
-
-    if (end - p < 4)
-        return -1;
-    for (int i = 0; i < 4; i++) {
-        unsigned char c = p[i];
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-            d = (unsigned)((c | 0x20) - 'a' + 10);
-        else
-            return -1;
-        v = v << 4 | d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* "\uXXXX" with s->p on the 'u'; a high surrogate must be followed by an escaped low one. */
 static int scan_unicode_escape(scanner *s, bool is_key)
 {
     unsigned unit, low;
 
-    if (hex4(&unit, s->p + 1, s->end) < 0)
+    if (fg_hex4(&unit, s->p + 1, s->end) < 0)
         return syntax_error(s, "bad \\u escape");
     s->p += 5;
     if (unit == 0 && is_key)
@@ -107,7 +54,7 @@ static int scan_unicode_escape(scanner *s, bool is_key)
     if (unit < 0xD800 || unit > 0xDBFF)
         return 0;
     if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' ||
-        hex4(&low, s->p + 2, s->end) < 0 || low < 0xDC00 || low > 0xDFFF)
+        fg_hex4(&low, s->p + 2, s->end) < 0 || low < 0xDC00 || low > 0xDFFF)
         return syntax_error(s, "lone high surrogate escape");
     s->p += 6;
     return 0;
@@ -140,7 +87,7 @@ static int scan_string(scanner *s, bool is_key)
             s->p++;
             continue;
         }
-        if ((n = utf8_sequence(s->p, s->end)) == 0)
+        if ((n = fg_utf8_sequence(s->p, s->end)) == 0)
             return syntax_error(s, "invalid UTF-8");
         s->p += n;
     }
@@ -318,7 +265,7 @@ bool fg_proto__utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
     while (p < end) {
-        size_t n = utf8_sequence(p, end);
+        size_t n = fg_utf8_sequence(p, end);
         if (n == 0)
             return false;
         p += n;
@@ -354,7 +301,7 @@ int fg_proto_utf8_sanitise(fg_buf *out, const char *s, size_t len)
     int rc = 0;
 
     while (p < end && rc == 0) {
-        size_t n = *p == 0 ? 0 : utf8_sequence(p, end);
+        size_t n = *p == 0 ? 0 : fg_utf8_sequence(p, end);
         if (n > 0) {
             p += n;
             continue;

@@ -3,45 +3,13 @@
  * messages are mostly ASCII and this loop is the generator's hot path.
  */
 #include "tg_ntriples.h"
+#include "fg/text.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 static const char hex_upper[] = "0123456789ABCDEF";
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
-
-/* Length of the well-formed UTF-8 sequence at p (n bytes available), 0 when there is none
- * (RFC 3629 table 3-7: the second byte's range depends on the first). */
-static size_t utf8_sequence(const unsigned char *p, size_t n)
-{
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t len;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF)
-        len = 2;
-    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-        len = 3;
-    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (p[0] == 0xE0)
-        lo = 0xA0; /* overlong */
-    else if (p[0] == 0xED)
-        hi = 0x9F; /* surrogates */
-    else if (p[0] == 0xF0)
-        lo = 0x90; /* overlong */
-    else if (p[0] == 0xF4)
-        hi = 0x8F; /* past U+10FFFF */
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return len;
-}
 
 /* The canonical escape of an ASCII byte that needs one, written to esc; 0 when c is plain. */
 static size_t ascii_escape(char esc[6], unsigned char c)
@@ -76,7 +44,7 @@ int tg_nt_put_string(fg_buf *out, const char *s, size_t len)
 
         if (p[i] < 0x80)
             esc_len = ascii_escape(esc, p[i]);
-        else if ((seq = utf8_sequence(p + i, len - i)) == 0) {
+        else if ((seq = fg_utf8_sequence(p + i, p + len)) == 0) {
             special = replacement; /* this byte only: the next one may start a good sequence */
             seq = 1;
         }

@@ -242,6 +242,20 @@ port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# Our ports lie in Linux's ephemeral range (32768-60999), so the kernel may give one to any
+# client connection as its local port; a leftover TIME-WAIT socket on RabbitMQ's distribution
+# port then stops the node from booting (Erlang does not set SO_REUSEADDR there). When we may
+# (root), the stack's ports are added to ip_local_reserved_ports (appended, never replacing what
+# is there), so no client connection is given them from now on. Best effort: skipped otherwise.
+reserve_ports() {
+	local file=/proc/sys/net/ipv4/ip_local_reserved_ports current wanted
+	[ -w "$file" ] || return 0
+	current=$(cat "$file" 2>/dev/null) || return 0
+	wanted="$PG_PORT,$RMQ_PORT,$RMQ_DIST_PORT,$RMQ_MGMT_PORT,$RMQ_EPMD_PORT"
+	wanted+=",$RMQ_CTL_MIN-$RMQ_CTL_MAX,$VT_HTTP_PORT,$VT_SQL_PORT"
+	echo "${current:+$current,}$wanted" >"$file" 2>/dev/null || true
+}
+
 # Who listens on port $1 (for error messages); empty when unknown.
 port_owner() {
 	command -v ss >/dev/null 2>&1 || return 0
