@@ -235,14 +235,46 @@ static int all_events_to_new(effect *e, fg_pg_conn *pg)
     return rc;
 }
 
+/* What each EVENTS_STATUS_CHANGE sub-category asks of el_change: the status and cause; ToFailure
+ * takes its status from the message. RedoProjectTransformation sends stored events back to NEW:
+ * they have no payload left to upload again, so they are generated again. */
+static const el_status only_store[1] = {EL_STATUS_TRIPLES_STORE};
+
+static const struct {
+    el_status to;
+    el_cause cause;
+    const el_status *only_from;
+} sub_changes[FG_PROTO_SUB_COUNT] = {
+    [FG_PROTO_SUB_TO_TRIPLES_GENERATED] = {EL_STATUS_TRIPLES_GENERATED,
+                                           EL_CAUSE_TO_TRIPLES_GENERATED, NULL},
+    [FG_PROTO_SUB_TO_TRIPLES_STORE] = {EL_STATUS_TRIPLES_STORE, EL_CAUSE_TO_TRIPLES_STORE, NULL},
+    [FG_PROTO_SUB_TO_FAILURE] = {EL_STATUS_NONE, EL_CAUSE_TO_FAILURE, NULL},
+    [FG_PROTO_SUB_ROLLBACK_TO_NEW] = {EL_STATUS_NEW, EL_CAUSE_ROLLBACK_TO_NEW, NULL},
+    [FG_PROTO_SUB_ROLLBACK_TO_TRIPLES_GENERATED] = {EL_STATUS_TRIPLES_GENERATED,
+                                                    EL_CAUSE_ROLLBACK_TO_TRIPLES_GENERATED, NULL},
+    [FG_PROTO_SUB_TO_AWAITING_DELETION] = {EL_STATUS_AWAITING_DELETION,
+                                           EL_CAUSE_TO_AWAITING_DELETION, NULL},
+    /* named events, or all DELETING ones */
+    [FG_PROTO_SUB_ROLLBACK_TO_AWAITING_DELETION] = {EL_STATUS_AWAITING_DELETION,
+                                                    EL_CAUSE_ROLLBACK_TO_AWAITING_DELETION, NULL},
+    [FG_PROTO_SUB_REDO_PROJECT_TRANSFORMATION] = {EL_STATUS_NEW, EL_CAUSE_REPLAY, only_store},
+    [FG_PROTO_SUB_PROJECT_EVENTS_TO_NEW] = {EL_STATUS_NEW, EL_CAUSE_REPROVISION, NULL},
+    [FG_PROTO_SUB_CLEAN_UP_DONE] = {EL_STATUS_DELETED, EL_CAUSE_CLEAN_UP_DONE, NULL},
+};
+
 static int status_change(effect *e, fg_pg_conn *pg, const el_context *ctx, const fg_proto_msg *msg)
 {
-    static const el_status only_store[1] = {EL_STATUS_TRIPLES_STORE};
-    sha_list *shas = calloc(1, sizeof(*shas));
+    fg_proto_sub_category sub = msg->sub_category;
+    sha_list *shas = NULL;
     el_change c;
-    int rc = FG_ERROR;
+    int rc;
 
-    if (shas == NULL)
+    if (sub == FG_PROTO_SUB_ALL_EVENTS_TO_NEW)
+        return all_events_to_new(e, pg);
+    /* an empty row has cause CREATION, which no sub-category carries */
+    if ((unsigned)sub >= FG_PROTO_SUB_COUNT || sub_changes[sub].cause == EL_CAUSE_CREATION)
+        return fg_error_set(FG_EINVALID, "EVENTS_STATUS_CHANGE: unknown sub-category");
+    if ((shas = calloc(1, sizeof(*shas))) == NULL)
         return fg_error_set(FG_ENOMEM, "out of memory");
     read_shas(shas, msg);
     memset(&c, 0, sizeof(c));
@@ -250,66 +282,16 @@ static int status_change(effect *e, fg_pg_conn *pg, const el_context *ctx, const
     c.shas = shas->items;
     c.nshas = shas->n;
     c.whole_project = shas->n == 0;
-    switch (msg->sub_category) {
-    case FG_PROTO_SUB_TO_TRIPLES_GENERATED:
-        c.to = EL_STATUS_TRIPLES_GENERATED;
-        c.cause = EL_CAUSE_TO_TRIPLES_GENERATED;
+    c.to = sub_changes[sub].to;
+    c.cause = sub_changes[sub].cause;
+    c.only_from = sub_changes[sub].only_from;
+    c.nonly_from = c.only_from != NULL ? 1 : 0;
+    if (sub == FG_PROTO_SUB_TO_TRIPLES_GENERATED)
         rc = to_triples_generated(e, pg, &c, msg);
-        break;
-    case FG_PROTO_SUB_TO_TRIPLES_STORE:
-        c.to = EL_STATUS_TRIPLES_STORE;
-        c.cause = EL_CAUSE_TO_TRIPLES_STORE;
-        rc = apply(e, pg, &c);
-        break;
-    case FG_PROTO_SUB_TO_FAILURE:
-        c.cause = EL_CAUSE_TO_FAILURE;
+    else if (sub == FG_PROTO_SUB_TO_FAILURE)
         rc = to_failure(e, pg, ctx, &c, msg);
-        break;
-    case FG_PROTO_SUB_ROLLBACK_TO_NEW:
-        c.to = EL_STATUS_NEW;
-        c.cause = EL_CAUSE_ROLLBACK_TO_NEW;
+    else
         rc = apply(e, pg, &c);
-        break;
-    case FG_PROTO_SUB_ROLLBACK_TO_TRIPLES_GENERATED:
-        c.to = EL_STATUS_TRIPLES_GENERATED;
-        c.cause = EL_CAUSE_ROLLBACK_TO_TRIPLES_GENERATED;
-        rc = apply(e, pg, &c);
-        break;
-    case FG_PROTO_SUB_TO_AWAITING_DELETION:
-        c.to = EL_STATUS_AWAITING_DELETION;
-        c.cause = EL_CAUSE_TO_AWAITING_DELETION;
-        rc = apply(e, pg, &c);
-        break;
-    case FG_PROTO_SUB_ROLLBACK_TO_AWAITING_DELETION: /* named events, or all DELETING ones */
-        c.to = EL_STATUS_AWAITING_DELETION;
-        c.cause = EL_CAUSE_ROLLBACK_TO_AWAITING_DELETION;
-        rc = apply(e, pg, &c);
-        break;
-    case FG_PROTO_SUB_REDO_PROJECT_TRANSFORMATION:
-        /* stored events have no payload left to upload again: they are generated again */
-        c.to = EL_STATUS_NEW;
-        c.cause = EL_CAUSE_REPLAY;
-        c.only_from = only_store;
-        c.nonly_from = 1;
-        rc = apply(e, pg, &c);
-        break;
-    case FG_PROTO_SUB_PROJECT_EVENTS_TO_NEW:
-        c.to = EL_STATUS_NEW;
-        c.cause = EL_CAUSE_REPROVISION;
-        rc = apply(e, pg, &c);
-        break;
-    case FG_PROTO_SUB_ALL_EVENTS_TO_NEW:
-        rc = all_events_to_new(e, pg);
-        break;
-    case FG_PROTO_SUB_CLEAN_UP_DONE:
-        c.to = EL_STATUS_DELETED;
-        c.cause = EL_CAUSE_CLEAN_UP_DONE;
-        rc = apply(e, pg, &c);
-        break;
-    default:
-        rc = fg_error_set(FG_EINVALID, "EVENTS_STATUS_CHANGE: unknown sub-category");
-        break;
-    }
     free(shas);
     return rc;
 }
