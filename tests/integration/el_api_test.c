@@ -1055,6 +1055,70 @@ static void test_el_api__fgctl_project_commands(void **state)
     fg_buf_dispose(&out);
 }
 
+/* fgctl project add and remove go through the webhook's activation: the token given in a file
+ * reaches token-repository, the project event-log, and removal takes both away again. */
+static void test_el_api__fgctl_add_and_remove_go_through_the_webhook(void **state)
+{
+    const char *event_log = base_url;
+    char url[256], token_file[256], token[96], id_arg[24], path[64];
+    json_object *o;
+    answer a;
+    FILE *f;
+    fg_buf out;
+    long long id;
+    (void)state;
+
+    fg_test_stack_env("FG_WEBHOOK_URL");
+    fg_buf_init(&out, 1u << 20);
+    snprintf(url, sizeof(url), "/tmp/%s/activated.git", run_tag);
+    snprintf(token_file, sizeof(token_file), "/tmp/%s-token", run_tag);
+    snprintf(token, sizeof(token), "tok-%s-fgctl", run_tag);
+    {
+        const char *args[] = {"project", "add", "--forge",      "git",
+                              "--url",   url,   "--token-file", "/nonexistent/token",
+                              NULL};
+        assert_int_equal(fgctl(&out, args), 2); /* an unreadable token file changes nothing */
+        fg_buf_clear(&out);
+    }
+    assert_non_null(f = fopen(token_file, "w"));
+    fprintf(f, "%s\n", token);
+    assert_int_equal(fclose(f), 0);
+    {
+        const char *args[] = {"project", "add",          "--forge",  "git",    "--url",
+                              url,       "--token-file", token_file, "--json", NULL};
+        assert_int_equal(fgctl(&out, args), 0);
+        o = parse_output(&out);
+        id = jint(o, "id");
+        assert_null(strstr(out.ptr, token)); /* the answer never carries the token */
+        json_object_put(o);
+        fg_buf_clear(&out);
+    }
+    assert_int_equal(unlink(token_file), 0);
+    snprintf(path, sizeof(path), "/projects/%lld", id);
+    assert_int_equal(call(&a, "GET", path, NULL), 200); /* event-log knows it */
+    answer_dispose(&a);
+    snprintf(path, sizeof(path), "/projects/%lld/tokens", id);
+    base_url = fg_test_stack_env("FG_TOKEN_REPOSITORY_URL");
+    assert_int_equal(call(&a, "GET", path, NULL), 200);
+    assert_string_equal(jstr(a.json, "token"), token);
+    answer_dispose(&a);
+    base_url = event_log;
+    id_text(id_arg, id);
+    {
+        const char *args[] = {"project", "remove", id_arg, "--yes", NULL};
+        assert_int_equal(fgctl(&out, args), 0);
+        fg_buf_clear(&out);
+    }
+    base_url = fg_test_stack_env("FG_TOKEN_REPOSITORY_URL");
+    assert_int_equal(call(&a, "GET", path, NULL), 404); /* the token went with it */
+    answer_dispose(&a);
+    base_url = event_log;
+    snprintf(path, sizeof(path), "/projects/%lld", id);
+    assert_int_equal(call(&a, "GET", path, NULL), 404);
+    answer_dispose(&a);
+    fg_buf_dispose(&out);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 int main(void)
@@ -1074,6 +1138,7 @@ int main(void)
         cmocka_unit_test(test_el_api__export_streams_json_lines),
         cmocka_unit_test(test_el_api__rebuild_reports),
         cmocka_unit_test(test_el_api__fgctl_project_commands),
+        cmocka_unit_test(test_el_api__fgctl_add_and_remove_go_through_the_webhook),
     };
     fg_http_client_options o;
     int rc;

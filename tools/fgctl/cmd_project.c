@@ -1,8 +1,12 @@
 /*
  * fgctl project: list, status (with --wait: a progress bar on a terminal, a line per change at
- * most every few seconds otherwise), add (plain git, straight to event-log until the webhook's
- * activation exists), sync and remove, through event-log's API. Also the small helpers the
+ * most every few seconds otherwise) and sync through event-log's API; add and remove through the
+ * webhook's activation (DESIGN.md flow 1: it registers with event-log, stores the token, manages
+ * the forge hook and asks for the first commit sync at once). Also the small helpers the
  * event-log commands share (options, ids, query strings, JSON output).
+ *
+ * A token is never taken from the command line (every user of the machine can read it in ps):
+ * --token-file FILE, or the FGCTL_TOKEN environment variable.
  */
 #include <json-c/json.h>
 #include <errno.h>
@@ -12,6 +16,7 @@
 #include <time.h>
 
 #include "fg/buf.h"
+#include "fg/crypto.h"
 #include "fgctl.h"
 
 #define PROJECT_PAGE       1000 /* projects asked for per page of a listing */
@@ -22,6 +27,8 @@
 #define WAIT_BAR_WIDTH     30   /* characters of the progress bar */
 #define PROJECT_BODY_MAX   8192 /* a registration body */
 #define PROJECT_SERVICE    "event-log"
+#define ACTIVATION_SERVICE "webhook"
+#define TOKEN_MAX          4096 /* as token-repository's limit on a token */
 
 /* ---- shared helpers (fgctl.h) ----------------------------------------------------------- */
 
@@ -418,19 +425,83 @@ static bool path_from_url(char *out, size_t size, const char *url)
 static void add_usage(FILE *out)
 {
     fprintf(out,
-            "usage: fgctl project add --forge git --url URL [--path NS/NAME] [--json]\n"
-            "       fgctl project add --forge github|gitlab --forge-id N --url URL --path NS/NAME\n"
-            "Registers the project with event-log directly (its id comes back; adding it again\n"
-            "answers the same project). Activation through the webhook (forge hook, token, a\n"
-            "commit sync at once) comes with the webhook issue; until then event-log's schedule\n"
-            "asks commit-sync for the project, or run `fgctl project sync ID`.\n"
-            "--path defaults to the last two segments of the URL, without .git.\n");
+            "usage: fgctl project add --forge git|github|gitlab --url URL [--path NS/NAME]\n"
+            "                         [--forge-id N] [--token-file FILE] [--json]\n"
+            "Activates the project through the webhook: registers it with event-log (its id comes\n"
+            "back; adding it again answers the same project), stores the token, creates the forge\n"
+            "hook when a public URL is configured, and asks for its first commit sync at once.\n"
+            "--path defaults to the last two segments of the URL, without .git. --forge-id is\n"
+            "looked up on the forge when absent (GitHub, GitLab). The token is read from FILE\n"
+            "('-': standard input) or from FGCTL_TOKEN, never from the command line.\n");
+}
+
+/* The token from --token-file (first line, '-' for stdin) or FGCTL_TOKEN into out; empty when
+ * neither is given. false (with a message) when the file cannot be read or the token is empty
+ * or too long. */
+static bool read_token(char *out, size_t cap, const char *file)
+{
+    const char *env = getenv("FGCTL_TOKEN");
+    FILE *f = NULL;
+    size_t len;
+
+    out[0] = '\0';
+    if (file == NULL) {
+        if (env != NULL && snprintf(out, cap, "%s", env) >= (int)cap) {
+            fprintf(stderr, "fgctl project add: FGCTL_TOKEN is too long\n");
+            return false;
+        }
+        return true;
+    }
+    f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    if (f == NULL) {
+        fprintf(stderr, "fgctl project add: cannot read %s: %s\n", file, strerror(errno));
+        return false;
+    }
+    if (fgets(out, (int)cap, f) == NULL)
+        out[0] = '\0';
+    if (f != stdin)
+        fclose(f);
+    len = strcspn(out, "\r\n");
+    if (len == 0 || len + 1 >= cap) {
+        fprintf(stderr, "fgctl project add: %s holds %s\n", file,
+                len == 0 ? "no token" : "a token too long");
+        fg_crypto_wipe(out, cap);
+        return false;
+    }
+    out[len] = '\0';
+    return true;
+}
+
+static json_object *add_body(const char *forge, const char *path, const char *url,
+                             const char *forge_id, long long id, const char *token)
+{
+    json_object *body = json_object_new_object();
+
+    json_object_object_add(body, "forge", json_object_new_string(forge));
+    if (forge_id != NULL)
+        json_object_object_add(body, "forgeId", json_object_new_int64(id));
+    json_object_object_add(body, "path", json_object_new_string(path));
+    json_object_object_add(body, "url", json_object_new_string(url));
+    if (token[0] != '\0')
+        json_object_object_add(body, "token", json_object_new_string(token));
+    return body;
+}
+
+static void print_added(const json_object *answer)
+{
+    json_object *hook;
+
+    printf("project %lld: %s (%s)", fgctl_json_int(answer, "id"), fgctl_json_str(answer, "path"),
+           fgctl_json_str(answer, "url"));
+    if (json_object_object_get_ex(answer, "hook", &hook) && fgctl_json_str(hook, "status")[0])
+        printf(", hook %s", fgctl_json_str(hook, "status"));
+    printf("; first commit sync requested\n");
 }
 
 static int project_add(fgctl *ctl, int argc, char **argv)
 {
-    const char *forge = NULL, *url = NULL, *path = NULL, *forge_id = NULL, *v;
-    char derived[PROJECT_PATH_MAX + 1];
+    const char *forge = NULL, *url = NULL, *path = NULL, *forge_id = NULL, *token_file = NULL, *v;
+    char derived[PROJECT_PATH_MAX + 1], token[TOKEN_MAX + 2];
     json_object *body = NULL, *answer = NULL;
     long long id = 0;
     bool bad = false;
@@ -451,6 +522,8 @@ static int project_add(fgctl *ctl, int argc, char **argv)
             path = v;
         else if (fgctl_opt_value(&v, argc, argv, &i, "--forge-id"))
             forge_id = v;
+        else if (fgctl_opt_value(&v, argc, argv, &i, "--token-file"))
+            token_file = v;
         else
             bad = true;
     }
@@ -466,20 +539,17 @@ static int project_add(fgctl *ctl, int argc, char **argv)
         }
         path = derived;
     }
-    body = json_object_new_object();
-    json_object_object_add(body, "forge", json_object_new_string(forge));
-    if (forge_id != NULL)
-        json_object_object_add(body, "forgeId", json_object_new_int64(id));
-    json_object_object_add(body, "path", json_object_new_string(path));
-    json_object_object_add(body, "url", json_object_new_string(url));
-    status = fgctl_call(&answer, ctl, PROJECT_SERVICE, "project add", "POST", "/projects",
+    if (!read_token(token, sizeof(token), token_file))
+        return FGCTL_EXIT_USAGE;
+    body = add_body(forge, path, url, forge_id, id, token);
+    fg_crypto_wipe(token, sizeof(token));
+    status = fgctl_call(&answer, ctl, ACTIVATION_SERVICE, "project add", "POST", "/projects",
                         json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN));
     if (status == FGCTL_EXIT_OK && answer != NULL) {
         if (ctl->json)
             fgctl_print_json(answer);
         else
-            printf("project %lld: %s (%s)\n", fgctl_json_int(answer, "id"),
-                   fgctl_json_str(answer, "path"), fgctl_json_str(answer, "url"));
+            print_added(answer);
     }
     json_object_put(body);
     json_object_put(answer);
@@ -508,13 +578,17 @@ static int project_simple(fgctl *ctl, int argc, char **argv, const char *method,
     if (id <= 0 || (strcmp(method, "DELETE") == 0 && !yes)) {
         fprintf(stderr, "usage: fgctl project %s ID%s\n", argv[1],
                 strcmp(method, "DELETE") == 0
-                    ? " --yes\n(removes the project and its events from event-log and asks "
-                      "commit-sync and triples-generator to drop its mirror and graph)"
+                    ? " --yes\n(removes the project's forge hook, token, and its events from "
+                      "event-log, which asks commit-sync and triples-generator to drop its mirror "
+                      "and graph)"
                     : "\n(makes its commit sync due now)");
         return FGCTL_EXIT_USAGE;
     }
     snprintf(path, sizeof(path), "/projects/%lld%s", id, suffix);
-    status = fgctl_call(&answer, ctl, PROJECT_SERVICE, what, method, path, NULL);
+    /* removal goes through the webhook: it deletes the forge hook and the token too */
+    status = fgctl_call(&answer, ctl,
+                        strcmp(method, "DELETE") == 0 ? ACTIVATION_SERVICE : PROJECT_SERVICE, what,
+                        method, path, NULL);
     if (status == FGCTL_EXIT_OK && !ctl->json)
         printf("project %lld: %s\n", id,
                strcmp(method, "DELETE") == 0 ? "removed" : "commit sync requested");
@@ -531,12 +605,14 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: fgctl project list [--path NS/NAME] [--json]\n"
             "       fgctl project status ID [--wait [--timeout SECONDS] [--interval MS]] [--json]\n"
-            "       fgctl project add --forge git --url URL [--path NS/NAME] [--json]\n"
+            "       fgctl project add --forge git|github|gitlab --url URL [--path NS/NAME]\n"
+            "                         [--forge-id N] [--token-file FILE] [--json]\n"
             "       fgctl project sync ID\n"
             "       fgctl project remove ID --yes\n"
             "status --wait returns 0 once the project is done (a commit sync completed and every\n"
             "event is final), 1 when it is done with failed events or the timeout passed.\n"
-            "add talks to event-log directly for now: see fgctl project add --help.\n");
+            "add and remove go through the webhook (hook, token, first sync): fgctl project add "
+            "--help.\n");
 }
 
 int fgctl_cmd_project(fgctl *ctl, int argc, char **argv)

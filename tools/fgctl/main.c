@@ -21,9 +21,9 @@ typedef struct {
 
 static const fgctl_command commands[] = {
     {"status", fgctl_cmd_status, "readiness and version of every service"},
-    {"project", fgctl_cmd_project, "list|status|add|sync|remove projects (event-log)"},
+    {"project", fgctl_cmd_project, "list|status|add|sync|remove projects (event-log, webhook)"},
     {"events", fgctl_cmd_events, "list|show|retry events (event-log)"},
-    {"replay", fgctl_cmd_replay, "replay events|rebuild (event-log); deliveries: webhook issue"},
+    {"replay", fgctl_cmd_replay, "replay events|rebuild (event-log), deliveries (webhook)"},
     {"reprovision", fgctl_cmd_reprovision, "re-provision a project (event-log)"},
     {"tokens", fgctl_cmd_tokens, "list tokens (expiring ones marked) | rotate them"},
     {"dump", fgctl_cmd_dump, "gzip'd JSON-lines export of deliveries and events since a time"},
