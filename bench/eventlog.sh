@@ -4,12 +4,18 @@
 #
 #   bench eventlog transitions_per_s=<in changes of 500 events> single_transitions_per_s=<one
 #   event per change> pick_ms_p99=<dispatcher's project pick> events=<events in the table>
+#   group=<messages per transaction in the single figure>
 #
-# Every change is one el_change_apply in its own committed transaction, as the consumer and the
-# dispatcher make them; each event goes NEW -> GENERATING_TRIPLES -> TRIPLES_GENERATED ->
-# TRANSFORMING_TRIPLES -> TRIPLES_STORE (4 transitions). The lines before the last one say where
-# the time went (BEGIN / statement / COMMIT, and per step). The driver is bench/eventlog_bench.c;
-# it works in a database of its own (fg_bench_eventlog), dropped at the end.
+# Each event goes NEW -> GENERATING_TRIPLES -> TRIPLES_GENERATED -> TRANSFORMING_TRIPLES ->
+# TRIPLES_STORE (4 transitions), every change one el_change_apply. In batches of 500 each change
+# commits on its own, as the dispatcher and the consumer make them. One event at a time, the
+# changes commit the way the service commits them: the replies are one-event
+# EVENTS_STATUS_CHANGE messages handled by el_consume_group in groups of `group` (what the bus
+# thread takes when that many have arrived, FG_EL_GROUP_MAX), the dispatches 16 to a transaction
+# (a dispatch round of FG_EL_PROJECTS_PER_ROUND one-event projects). The detail lines before the
+# last one say where the time went, and give the old figure too: one transaction (one WAL flush)
+# per one-event change, and the same without waiting for the flush. The driver is
+# bench/eventlog_bench.c; it works in a database of its own (fg_bench_eventlog), dropped at the end.
 #
 # It builds a release tree (FG_BENCH_BUILD_DIR, default build-bench). PostgreSQL: FG_BENCH_PG_URL
 # (an admin URL of a running server) or else a dedicated one started here and stopped again

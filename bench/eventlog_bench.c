@@ -6,10 +6,18 @@
  *  - transitions in batches of 500: a project's events go NEW -> GENERATING_TRIPLES ->
  *    TRIPLES_GENERATED -> TRANSFORMING_TRIPLES -> TRIPLES_STORE, 500 at a time, each change one
  *    el_change_apply in its own committed transaction (as the consumer and the dispatcher do);
- *  - the same one event per change and transaction;
+ *  - one event at a time, the way the service commits such changes: the replies
+ *    (ToTriplesGenerated with its payload, ToTriplesStore) are EVENTS_STATUS_CHANGE messages of
+ *    one event each, handled by el_consume_group in groups of BENCH_GROUP (what the bus thread
+ *    takes when that many have arrived: FG_EL_GROUP_MAX), and the dispatches are one-event
+ *    el_change_apply calls committed BENCH_ROUND to a transaction (a dispatch round serves
+ *    FG_EL_PROJECTS_PER_ROUND projects); every change still its own el_change_apply;
+ *  - the same one event per change and transaction (the detail line "single, one transaction
+ *    per change"), and again without waiting for the WAL flush;
  *  - the dispatcher's pick (el_dispatch_sql PICK of generation and transformation) p99.
  * Prints detail lines, then `bench eventlog transitions_per_s=... single_transitions_per_s=...
- * pick_ms_p99=... events=N` as its last line. Exit 1 on any failure (the message says why).
+ * pick_ms_p99=... events=N group=G` as its last line. Exit 1 on any failure (the message says
+ * why).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,9 +27,14 @@
 #include <unistd.h>
 
 #include "el_change.h"
+#include "el_consume.h"
 #include "el_dispatch.h"
+#include "fg/base64.h"
+#include "fg/buf.h"
 #include "fg/log.h"
+#include "fg/metrics.h"
 #include "fg/pg.h"
+#include "fg/proto.h"
 
 #define BENCH_DB          "fg_bench_eventlog"
 #define BENCH_TIMEOUT_MS  30000
@@ -33,6 +46,9 @@
 #define BENCH_EVENTS_MAX  100000000LL
 #define BENCH_BATCH_SHARE 10 /* 1/10 of the events go through the batch run */
 #define BENCH_SINGLE_MAX  5000LL
+#define BENCH_GROUP       64 /* FG_EL_GROUP_MAX's default */
+#define BENCH_ROUND       16 /* FG_EL_PROJECTS_PER_ROUND's default */
+#define BENCH_BODY_MAX    4096u
 
 typedef struct {
     fg_pg_conn *admin;
@@ -41,7 +57,8 @@ typedef struct {
     long long events;
     long long batch_project, batch_events;
     long long single_project, single_events;
-    long long async_project; /* the single run again, without waiting for the WAL flush */
+    long long async_project;   /* the single run again, without waiting for the WAL flush */
+    long long grouped_project; /* one event at a time, committed in groups */
 } bench;
 
 static double now_s(void)
@@ -89,9 +106,9 @@ static int create_database(bench *b, const char *admin_url)
     return 0;
 }
 
-/* Projects 1 and 2 are the batch and single runs' (all NEW); the rest of the events spread over
- * the other projects like a busy installation: mostly done, some waiting, some in flight. Every
- * event gets its CREATION log row. Generated server-side: loading is not what is measured. */
+/* Projects 1 to 4 are the batch and the three single runs' (all NEW); the rest of the events spread
+ * over the other projects like a busy installation: mostly done, some waiting, some in flight.
+ * Every event gets its CREATION log row. Generated server-side: loading is not what is measured. */
 static int load(bench *b)
 {
     char n_batch[24], n_single[24], n_rest[24], n_projects[24];
@@ -105,7 +122,7 @@ static int load(bench *b)
     b->single_events = b->events / 200 < BENCH_SINGLE_MAX ? b->events / 200 : BENCH_SINGLE_MAX;
     snprintf(n_batch, sizeof(n_batch), "%lld", b->batch_events);
     snprintf(n_single, sizeof(n_single), "%lld", b->single_events);
-    snprintf(n_rest, sizeof(n_rest), "%lld", b->events - b->batch_events - 2 * b->single_events);
+    snprintf(n_rest, sizeof(n_rest), "%lld", b->events - b->batch_events - 3 * b->single_events);
     snprintf(n_projects, sizeof(n_projects), "%d", BENCH_PROJECTS);
     if ((rc = exec(b->pg,
                    "INSERT INTO project (forge, path, url) SELECT 'git', 'bench/p' || i, "
@@ -117,13 +134,14 @@ static int load(bench *b)
               "SELECT p, substr(md5(n::text) || md5('s' || n::text), 1, 40), s::event_status, "
               "  timestamptz '2024-01-01' + n * interval '1 second', now() - interval '1 hour' "
               "FROM (SELECT n, CASE WHEN n <= $1 THEN 1 WHEN n <= $1 + $2 THEN 2 "
-              "        WHEN n <= $1 + 2 * $2 THEN 3 ELSE 4 + (n % 1997) END AS p, "
-              "       CASE WHEN n <= $1 + 2 * $2 THEN 'NEW' "
+              "        WHEN n <= $1 + 2 * $2 THEN 3 WHEN n <= $1 + 3 * $2 THEN 4 "
+              "        ELSE 5 + (n % 1996) END AS p, "
+              "       CASE WHEN n <= $1 + 3 * $2 THEN 'NEW' "
               "        WHEN n % 100 < 94 THEN 'TRIPLES_STORE' WHEN n % 100 < 97 THEN 'NEW' "
               "        WHEN n % 100 = 97 THEN 'TRIPLES_GENERATED' "
               "        WHEN n % 100 = 98 THEN 'GENERATION_NON_RECOVERABLE_FAILURE' "
               "        ELSE 'TRANSFORMATION_RECOVERABLE_FAILURE' END AS s "
-              "      FROM generate_series(1, $1::bigint + 2 * $2::bigint + $3::bigint) n) g",
+              "      FROM generate_series(1, $1::bigint + 3 * $2::bigint + $3::bigint) n) g",
               3, p3);
     if (rc < 0)
         return rc;
@@ -134,8 +152,9 @@ static int load(bench *b)
         (rc = exec(b->pg, "VACUUM ANALYZE", 0, NULL)) < 0)
         return rc;
     b->batch_project = 1;
-    b->single_project = 2;
-    b->async_project = 3;
+    b->grouped_project = 2;
+    b->single_project = 3;
+    b->async_project = 4;
     printf("loaded %lld events (%lld for the batch run, %lld for each single run) over %d "
            "projects in %.1f s\n",
            b->events, b->batch_events, b->single_events, BENCH_PROJECTS, now_s() - t0);
@@ -397,6 +416,211 @@ static int run_transitions(double *out, fg_pg_conn *pg, long long project, size_
     return rc < 0 ? fail(label, rc) : 0;
 }
 
+/* ---- one event at a time, committed in groups --------------------------------------------- */
+
+/* The replies of one step, one message per event, built (and validated) before the clock starts,
+ * as the triples generator would have sent them. */
+typedef struct {
+    char *bytes; /* n bodies, each in a slot of BENCH_BODY_MAX */
+    el_consume_input *in;
+    size_t n;
+} bodies;
+
+static void bodies_dispose(bodies *b)
+{
+    free(b->bytes);
+    free(b->in);
+    memset(b, 0, sizeof(*b));
+}
+
+/* A payload of the size one commit's gzip'd N-Triples has (~750 bytes, 1 KiB in base64). */
+static int make_payload(fg_buf *out)
+{
+    unsigned char raw[768];
+    unsigned x = 12345;
+
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        x = x * 1103515245u + 12345u;
+        raw[i] = (unsigned char)(x >> 16);
+    }
+    raw[0] = 0x1f; /* gzip magic: nothing reads it here, but it looks the part */
+    raw[1] = 0x8b;
+    return fg_base64_encode(out, raw, sizeof(raw));
+}
+
+static int bodies_build(bodies *out, long long project, const event_set *s,
+                        fg_proto_sub_category sub, const char *payload)
+{
+    fg_proto_project p = {project, FG_PROTO_FORGE_GIT, "bench/grouped"};
+    fg_proto_msg msg;
+    fg_buf body;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->bytes = malloc((s->n > 0 ? s->n : 1) * BENCH_BODY_MAX);
+    out->in = calloc(s->n > 0 ? s->n : 1, sizeof(*out->in));
+    if (out->bytes == NULL || out->in == NULL) {
+        bodies_dispose(out);
+        return fg_error_set(FG_ENOMEM, "out of memory");
+    }
+    fg_buf_init(&body, BENCH_BODY_MAX);
+    for (size_t i = 0; rc == 0 && i < s->n; i++) {
+        fg_proto_msg_init(&msg);
+        fg_buf_clear(&body);
+        if ((rc = fg_proto_msg_start(&msg, FG_PROTO_EVENTS_STATUS_CHANGE, &p)) == 0 &&
+            (rc = fg_proto_msg_set_sub_category(&msg, sub)) == 0 &&
+            (rc = fg_proto_msg_add_event(&msg, s->sha_ptrs[i])) == 0 &&
+            (payload == NULL || (rc = fg_proto_msg_set_string(&msg, "payload", payload)) == 0) &&
+            (rc = fg_proto_msg_set_int(&msg, "processingTime", 12)) == 0 &&
+            (rc = fg_proto_msg_serialise(&body, &msg)) == 0) {
+            memcpy(out->bytes + i * BENCH_BODY_MAX, body.ptr, body.len);
+            out->in[i].body = out->bytes + i * BENCH_BODY_MAX;
+            out->in[i].len = body.len;
+        }
+        fg_proto_msg_dispose(&msg);
+    }
+    fg_buf_dispose(&body);
+    out->n = s->n;
+    if (rc < 0)
+        bodies_dispose(out);
+    return rc;
+}
+
+/* Dispatch steps: one event per el_change_apply, `round` of them committed together. */
+static int dispatch_grouped(size_t *moved, fg_pg_conn *pg, long long project, const event_set *s,
+                            el_status to, size_t round)
+{
+    el_change c;
+    el_change_result r;
+    int rc = 0;
+
+    memset(&c, 0, sizeof(c));
+    c.project.value = project;
+    c.to = to;
+    c.cause = EL_CAUSE_DISPATCH;
+    c.nids = 1;
+    for (size_t i = 0; rc == 0 && i < s->n; i += round) {
+        if ((rc = fg_pg_begin(pg)) < 0)
+            break;
+        for (size_t j = i; rc == 0 && j < i + round && j < s->n; j++) {
+            c.ids = s->ids + j;
+            if ((rc = el_change_apply(&r, pg, &c)) == 0)
+                *moved += r.applied;
+        }
+        if (rc == 0) {
+            rc = fg_pg_commit(pg);
+        } else {
+            int ignored = fg_pg_rollback(pg);
+
+            (void)ignored;
+        }
+    }
+    return rc < 0 ? fail("grouped dispatch", rc) : 0;
+}
+
+/* Reply steps: the messages through el_consume_group, `group` at a time. */
+static int replies_grouped(fg_pg_conn *pg, const el_context *ctx, const bodies *b, size_t group)
+{
+    fg_service_outcome *out = calloc(group, sizeof(*out));
+    int rc = 0;
+
+    if (out == NULL)
+        return fail("replies", fg_error_set(FG_ENOMEM, "out of memory"));
+    for (size_t i = 0; rc == 0 && i < b->n; i += group) {
+        size_t n = b->n - i < group ? b->n - i : group;
+
+        if ((rc = el_consume_group(out, pg, ctx, b->in + i, n)) < 0)
+            break;
+        for (size_t j = 0; rc == 0 && j < n; j++) {
+            if (out[j].rc != 0)
+                rc = fg_error_set(FG_ERROR, "reply %zu: %s", i + j, out[j].reason);
+        }
+    }
+    free(out);
+    return rc < 0 ? fail("grouped replies", rc) : 0;
+}
+
+/* The single figure: every event through the four steps one event per change, committed in the
+ * groups the service forms. */
+static int run_grouped(double *out, fg_pg_conn *pg, long long project)
+{
+    static const char *const names[4] = {"dispatch", "ToTriplesGenerated", "dispatch",
+                                         "ToTriplesStore"};
+    event_set s;
+    bodies generated, stored;
+    fg_metrics *registry = NULL;
+    el_context ctx;
+    fg_buf payload;
+    size_t moved = 0;
+    double t[5], dt, cpu0, cpu, sys0 = 0, sys = 0;
+    int rc;
+
+    memset(&ctx, 0, sizeof(ctx));
+    memset(&generated, 0, sizeof(generated));
+    memset(&stored, 0, sizeof(stored));
+    fg_buf_init(&payload, 4096);
+    if ((rc = event_set_load(&s, pg, project, BENCH_SINGLE_MAX)) < 0)
+        goto done_payload;
+    if ((rc = make_payload(&payload)) < 0 ||
+        (rc = bodies_build(&generated, project, &s, FG_PROTO_SUB_TO_TRIPLES_GENERATED,
+                           payload.ptr)) < 0 ||
+        (rc = bodies_build(&stored, project, &s, FG_PROTO_SUB_TO_TRIPLES_STORE, NULL)) < 0 ||
+        (rc = fg_metrics_new(&registry)) < 0 ||
+        (rc = fg_metrics_counter(&ctx.m.transitions, registry, "t", "t", NULL)) < 0) {
+        rc = fail("grouped run set-up", rc);
+        goto done;
+    }
+    cpu0 = backend_cpu_s(pg, &sys0);
+    t[0] = now_s();
+    if ((rc = dispatch_grouped(&moved, pg, project, &s, EL_STATUS_GENERATING_TRIPLES,
+                               BENCH_ROUND)) < 0)
+        goto done;
+    t[1] = now_s();
+    if ((rc = replies_grouped(pg, &ctx, &generated, BENCH_GROUP)) < 0)
+        goto done;
+    t[2] = now_s();
+    if ((rc = dispatch_grouped(&moved, pg, project, &s, EL_STATUS_TRANSFORMING_TRIPLES,
+                               BENCH_ROUND)) < 0)
+        goto done;
+    t[3] = now_s();
+    if ((rc = replies_grouped(pg, &ctx, &stored, BENCH_GROUP)) < 0)
+        goto done;
+    t[4] = now_s();
+    dt = t[4] - t[0];
+    cpu = backend_cpu_s(pg, &sys);
+    cpu = cpu0 >= 0 && cpu >= 0 ? cpu - cpu0 : -1;
+    moved += (size_t)fg_metric_value(ctx.m.transitions);
+    if (moved != 4 * s.n) {
+        rc = fail("grouped run", fg_error_set(FG_ERROR,
+                                              "%zu transitions of %zu events, expected "
+                                              "%zu",
+                                              moved, s.n, 4 * s.n));
+        goto done;
+    }
+    *out = (double)moved / dt;
+    printf("single, grouped: %zu transitions (%zu events x 4, one event per el_change_apply; "
+           "replies as one-event messages through el_consume_group, group=%d; dispatches %d per "
+           "transaction) in %.2f s: %.0f/s\n",
+           moved, s.n, BENCH_GROUP, BENCH_ROUND, dt, *out);
+    printf("single, grouped: by step:");
+    for (int i = 0; i < 4; i++)
+        printf(" %s %.0f/s%s", names[i], (double)s.n / (t[i + 1] - t[i]), i < 3 ? "," : "\n");
+    if (cpu >= 0)
+        printf("single, grouped: the server's backend used %.2f s of CPU (%.2f s system): %.1f us "
+               "per transition\n",
+               cpu, sys - sys0, cpu * 1e6 / (double)moved);
+    print_plans(pg, "single, grouped");
+    rc = 0;
+done:
+    bodies_dispose(&generated);
+    bodies_dispose(&stored);
+    fg_metrics_free(registry);
+    event_set_dispose(&s);
+done_payload:
+    fg_buf_dispose(&payload);
+    return rc;
+}
+
 /* ---- pick -------------------------------------------------------------------------------- */
 
 static int compare_double(const void *a, const void *b)
@@ -454,7 +678,8 @@ static int run_async(bench *b)
 
     if ((rc = exec(b->pg, "SET synchronous_commit = off", 0, NULL)) < 0)
         return rc;
-    rc = run_transitions(&rate, b->pg, b->async_project, 1, "single, synchronous_commit off");
+    rc = run_transitions(&rate, b->pg, b->async_project, 1,
+                         "single, one transaction per change, synchronous_commit off");
     if (rc == 0)
         rc = exec(b->pg, "RESET synchronous_commit", 0, NULL);
     return rc;
@@ -483,7 +708,7 @@ int main(void)
     bench b;
     const char *admin_url = getenv("FG_PG_URL");
     const char *keep = getenv("FG_BENCH_KEEP");
-    double batch = 0, single = 0, pick = 0;
+    double batch = 0, single = 0, alone = 0, pick = 0;
     int rc;
 
     memset(&b, 0, sizeof(b));
@@ -499,11 +724,13 @@ int main(void)
     if ((rc = create_database(&b, admin_url)) == 0 && (rc = load(&b)) == 0 &&
         (rc = run_pick(&pick, b.pg)) == 0 &&
         (rc = run_transitions(&batch, b.pg, b.batch_project, BENCH_BATCH, "batches")) == 0 &&
-        (rc = run_transitions(&single, b.pg, b.single_project, 1, "single")) == 0 &&
+        (rc = run_grouped(&single, b.pg, b.grouped_project)) == 0 &&
+        (rc = run_transitions(&alone, b.pg, b.single_project, 1,
+                              "single, one transaction per change")) == 0 &&
         (rc = run_async(&b)) == 0)
         printf("bench eventlog transitions_per_s=%.0f single_transitions_per_s=%.0f "
-               "pick_ms_p99=%.2f events=%lld\n",
-               batch, single, pick, b.events);
+               "pick_ms_p99=%.2f events=%lld group=%d\n",
+               batch, single, pick, b.events, BENCH_GROUP);
     fg_pg_free(b.pg);
     if (b.admin != NULL && (keep == NULL || strcmp(keep, "1") != 0)) {
         int drop = exec(b.admin, "DROP DATABASE IF EXISTS " BENCH_DB " WITH (FORCE)", 0, NULL);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -390,6 +391,229 @@ static bool is_local_path(const char *url)
     return strstr(url, "://") == NULL;
 }
 
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ---- local sources: their object files linked in ------------------------------------------ */
+
+/* The local path a remote names: a plain path, or a file:/// URL with nothing to decode. NULL
+ * for anything else (the transport handles it). */
+static const char *local_source_path(const char *url)
+{
+    if (is_local_path(url))
+        return url;
+    if (strncmp(url, "file:///", 8) == 0 && strchr(url, '%') == NULL)
+        return url + 7;
+    return NULL;
+}
+
+/* vsnprintf into a path buffer; FG_ETOOBIG when it does not fit. */
+static int FG_PRINTF(3, 4) path_printf(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size)
+        return fg_error_set(FG_ETOOBIG, "path too long: %s", out);
+    return 0;
+}
+
+/* Copies src to dst through a temporary name beside dst (libgit2 ignores tmp_ names), so no half
+ * file ever carries an object's name. */
+static int copy_file(const char *src, const char *dst_dir, const char *dst)
+{
+    char tmp[PATH_MAX], chunk[65536];
+    int in = -1, out = -1, rc = FG_ERROR;
+    bool made = false;
+    ssize_t n = 0;
+
+    if ((rc = path_printf(tmp, sizeof(tmp), "%s/tmp_fg_copy_XXXXXX", dst_dir)) < 0)
+        return rc;
+    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = errno == ENOENT ? 0 : fg_error_set(FG_ERROR, "%s: %s", src, strerror(errno));
+        goto done;
+    }
+    if ((out = mkostemp(tmp, O_CLOEXEC)) < 0) {
+        rc = fg_error_set(FG_ERROR, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    made = true;
+    while ((n = read(in, chunk, sizeof(chunk))) > 0)
+        if (write_all(out, chunk, (size_t)n) < 0)
+            break;
+    if (n != 0 || fchmod(out, 0444) != 0 || close(out) != 0) {
+        out = -1;
+        rc = fg_error_set(FG_ERROR, "cannot copy %s: %s", src, strerror(errno));
+        goto done;
+    }
+    out = -1;
+    if (rename(tmp, dst) != 0) {
+        rc = fg_error_set(FG_ERROR, "cannot rename %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    made = false;
+    rc = 0;
+done:
+    if (out >= 0)
+        close(out);
+    if (in >= 0)
+        close(in);
+    if (made)
+        unlink(tmp);
+    return rc;
+}
+
+/* Puts the source's file at dst unless dst exists: a hard link, or a copy when the file system
+ * refuses one (another device, protected_hardlinks). *linked counts what was added. A source
+ * file that vanished meanwhile (a gc) is skipped: the fetch gets whatever is still needed. */
+static int put_object_file(size_t *linked, const char *src, const char *dst_dir, const char *dst)
+{
+    struct stat st;
+    int rc;
+
+    if (lstat(dst, &st) == 0)
+        return 0;
+    if (link(src, dst) == 0) {
+        (*linked)++;
+        return 0;
+    }
+    if (errno == EEXIST || errno == ENOENT)
+        return 0;
+    if ((rc = copy_file(src, dst_dir, dst)) == 0)
+        (*linked)++;
+    return rc;
+}
+
+static bool hex_name(const char *s, size_t len)
+{
+    if (strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Loose objects: objects/xx/<38 hex>. */
+static int link_loose(size_t *linked, const char *src_objects, const char *dst_objects)
+{
+    char sdir[PATH_MAX], ddir[PATH_MAX], s[PATH_MAX], d[PATH_MAX];
+    struct dirent *e;
+    DIR *dir;
+    int rc = 0;
+
+    for (unsigned b = 0; b < 256 && rc == 0; b++) {
+        if ((rc = path_printf(sdir, sizeof(sdir), "%s/%02x", src_objects, b)) < 0 ||
+            (rc = path_printf(ddir, sizeof(ddir), "%s/%02x", dst_objects, b)) < 0)
+            break;
+        if ((dir = opendir(sdir)) == NULL)
+            continue; /* none with this prefix */
+        if (mkdir(ddir, 0755) != 0 && errno != EEXIST)
+            rc = fg_error_set(FG_ERROR, "cannot create %s: %s", ddir, strerror(errno));
+        while (rc == 0 && (e = readdir(dir)) != NULL) {
+            if (!hex_name(e->d_name, GIT_OID_HEXSZ - 2))
+                continue;
+            if ((rc = path_printf(s, sizeof(s), "%s/%s", sdir, e->d_name)) < 0 ||
+                (rc = path_printf(d, sizeof(d), "%s/%s", ddir, e->d_name)) < 0)
+                break;
+            rc = put_object_file(linked, s, ddir, d);
+        }
+        closedir(dir);
+    }
+    return rc;
+}
+
+/* Packs: objects/pack/pack-<hex>.pack, then its .idx (libgit2 finds a pack by its index, so
+ * the index goes last, as git itself renames them). */
+static int link_packs(size_t *linked, const char *src_objects, const char *dst_objects)
+{
+    char sdir[PATH_MAX], ddir[PATH_MAX], s[PATH_MAX], d[PATH_MAX];
+    static const char *const exts[] = {".pack", ".idx"};
+    struct dirent *e;
+    DIR *dir;
+    int rc = 0;
+
+    if ((rc = path_printf(sdir, sizeof(sdir), "%s/pack", src_objects)) < 0 ||
+        (rc = path_printf(ddir, sizeof(ddir), "%s/pack", dst_objects)) < 0)
+        return rc;
+    if ((dir = opendir(sdir)) == NULL)
+        return 0;
+    if (mkdir(ddir, 0755) != 0 && errno != EEXIST) {
+        closedir(dir);
+        return fg_error_set(FG_ERROR, "cannot create %s: %s", ddir, strerror(errno));
+    }
+    while (rc == 0 && (e = readdir(dir)) != NULL) {
+        size_t len = strlen(e->d_name);
+
+        if (len <= 9 || strncmp(e->d_name, "pack-", 5) != 0 ||
+            strcmp(e->d_name + len - 4, ".idx") != 0)
+            continue;
+        for (size_t i = 0; i < 2 && rc == 0; i++) {
+            if ((rc = path_printf(s, sizeof(s), "%s/%.*s%s", sdir, (int)(len - 4), e->d_name,
+                                  exts[i])) < 0 ||
+                (rc = path_printf(d, sizeof(d), "%s/%.*s%s", ddir, (int)(len - 4), e->d_name,
+                                  exts[i])) < 0)
+                break;
+            rc = put_object_file(linked, s, ddir, d);
+        }
+    }
+    closedir(dir);
+    return rc;
+}
+
+/* For a local source, hard-links (or copies) its object files into the mirror before the fetch,
+ * as `git clone --local` does: the fetch then finds every wanted object present and only moves
+ * refs. libgit2's local transport would build a pack of what is missing with its own delta
+ * search instead, which took 90 to 157 s to clone the 100,000-commit bench repository and 5.5 s
+ * to fetch one new commit (it sends the new commit's whole tree: 10,830 objects); linked, 0.11 s
+ * and 0.02 s. Best effort: whatever is not linked, the fetch still brings (objects in the
+ * source's alternates included). */
+static void link_local_objects(git_repository *repo, long long project, const char *url)
+{
+    const char *path = local_source_path(url);
+    git_repository *src = NULL;
+    git_buf src_objects = {0}, dst_objects = {0};
+    size_t linked = 0;
+    int rc = 0;
+
+    if (path == NULL)
+        return;
+    if (git_repository_open_ext(&src, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0 ||
+        git_repository_item_path(&src_objects, src, GIT_REPOSITORY_ITEM_OBJECTS) < 0 ||
+        git_repository_item_path(&dst_objects, repo, GIT_REPOSITORY_ITEM_OBJECTS) < 0) {
+        git_error_clear(); /* the fetch reports what is wrong with the source */
+        goto done;
+    }
+    if ((rc = link_packs(&linked, src_objects.ptr, dst_objects.ptr)) < 0 ||
+        (rc = link_loose(&linked, src_objects.ptr, dst_objects.ptr)) < 0)
+        fg_log_emit(FG_LOG_WARN, FG_LOG_FIELDS(FG_LOG_INT("project", project)),
+                    "project %lld: linking the local source's objects: %s; the fetch copies them",
+                    project, fg_error_last());
+    else if (linked > 0)
+        fg_log_emit(FG_LOG_DEBUG,
+                    FG_LOG_FIELDS(FG_LOG_INT("project", project), FG_LOG_INT("files", linked)),
+                    "project %lld: %zu object files linked from the local source", project, linked);
+done:
+    git_buf_dispose(&src_objects);
+    git_buf_dispose(&dst_objects);
+    git_repository_free(src);
+}
+
 static int fetch_failed(long long project, const cs_remote *remote, const cred_state *c)
 {
     const git_error *e = git_error_last();
@@ -445,6 +669,7 @@ static int fetch(git_repository *repo, long long project, const cs_remote *remot
         rc = fetch_failed(project, remote, &creds);
         goto done;
     }
+    link_local_objects(repo, project, remote->url);
     git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
     fo.prune = GIT_FETCH_PRUNE;
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE; /* the refspec takes every tag already */
@@ -697,21 +922,6 @@ int cs_mirror_state_read(cs_oids *out, bool *out_found, const char *dir, long lo
 done:
     fg_buf_dispose(&text);
     return rc;
-}
-
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 int cs_mirror_state_write(const char *dir, long long project, const cs_oids *tips)

@@ -78,11 +78,13 @@ int cs_mirror_token(char **out, fg_http_client *http, const char *base_url, cons
 
 /* Brings the project's mirror up to date with the remote and opens it: the first time a bare
  * clone (made beside it and renamed into place, so a crash never leaves half a mirror), then a
- * fetch of every branch and tag (forced refspecs on refs/heads and refs/tags) with pruning. The
- * caller holds the project's lock and frees *out with git_repository_free. *out_cloned says whether
- * it was a clone. FG_EUNAVAILABLE when the remote cannot be reached, refuses the credentials or is
- * not a repository: the message names the project and the remote without its credentials. FG_ERROR
- * for a local failure (disk, libgit2). */
+ * fetch of every branch and tag (forced refspecs on refs/heads and refs/tags) with pruning. From
+ * a local source (a path, file:///) the object files the mirror lacks are first hard-linked into
+ * it (copied where linking is refused), as git clone --local does, so the fetch only moves refs.
+ * The caller holds the project's lock and frees *out with git_repository_free. *out_cloned says
+ * whether it was a clone. FG_EUNAVAILABLE when the remote cannot be reached, refuses the
+ * credentials or is not a repository: the message names the project and the remote without its
+ * credentials. FG_ERROR for a local failure (disk, libgit2). */
 int cs_mirror_update(git_repository **out, bool *out_cloned, const char *dir, long long project,
                      const cs_remote *remote) FG_MUST_CHECK;
 

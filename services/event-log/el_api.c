@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "el_context.h"
+#include "el_dispatch.h"
 #include "el_events.h"
 #include "el_project.h"
 #include "el_rebuild.h"
@@ -312,6 +313,8 @@ static void on_sync(fg_http_request *req, void *payload)
 {
     (void)payload;
     respond_requested(req, el_project_request_sync, "COMMIT_SYNC");
+    el_dispatch_commit_sync_due(); /* after the row: a tick in between would find nothing */
+    fg_service_wake(api.svc);
 }
 
 /* ---- events ----------------------------------------------------------------------------- */

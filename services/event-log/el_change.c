@@ -1,9 +1,9 @@
 /*
  * el_change_apply (see el_change.h): one statement per change. The statement reads the named
  * events, moves (locking them in id order) those whose status is a legal source, appends their
- * status_log rows through a data-modifying CTE, frees payloads no event needs any more, and hands
- * back the named events whose status was not a legal source, so that stale and illegal requests
- * are told apart here, with el_status.c's table, and never in SQL.
+ * status_log rows through a data-modifying CTE, and hands back the named events whose status was
+ * not a legal source, so that stale and illegal requests are told apart here, with el_status.c's
+ * table, and never in SQL. Payloads an event lets go of are the tick's sweep's to delete.
  */
 #include "el_change.h"
 
@@ -61,34 +61,24 @@
     " message = $4::text,"                                                                         \
     " payload_id = CASE WHEN $8::bigint IS NULL THEN e.payload_id"                                 \
     " WHEN $8::bigint = 0 THEN NULL ELSE $8::bigint END"                                           \
-    " FROM named n WHERE" SQL_MOVABLE                                                              \
-    " RETURNING e.id, n.status AS from_status, n.payload_id AS old_payload,"                       \
-    " e.payload_id AS new_payload), "                                                              \
+    " FROM named n WHERE" SQL_MOVABLE " RETURNING e.id, n.status AS from_status), "                \
     "logged AS ("                                                                                  \
     " INSERT INTO status_log (event_id, project_id, from_status, to_status, cause, message)"       \
-    " SELECT m.id, $1, m.from_status, $5::event_status, $3::text, $4::text FROM moved m), "
+    " SELECT m.id, $1, m.from_status, $5::event_status, $3::text, $4::text FROM moved m) "
 
 #define SQL_DELETE                                                                                 \
     "moved AS ("                                                                                   \
     " DELETE FROM event e USING named n WHERE" SQL_MOVABLE                                         \
-    " RETURNING e.id, n.status AS from_status, n.payload_id AS old_payload,"                       \
-    " NULL::bigint AS new_payload), "                                                              \
+    " RETURNING e.id, n.status AS from_status), "                                                  \
     "logged AS ("                                                                                  \
     " INSERT INTO status_log (event_id, project_id, from_status, to_status, cause, message)"       \
-    " SELECT m.id, $1, m.from_status, NULL, $3::text, $4::text FROM moved m), "
+    " SELECT m.id, $1, m.from_status, NULL, $3::text, $4::text FROM moved m) "
 
-/* A payload is shared by the events of one generated batch: it goes when the last of them lets
- * go of it. The statement's snapshot still shows the moved rows with their old payload_id, so a
- * payload is free when the events referencing it there are exactly the ones this change moved off
- * it (counting keeps this linear; a membership anti-join against `moved` was quadratic). Two
- * changes of the same batch racing may both keep it (an orphan for a periodic sweep), but never
- * delete one still in use: nothing adds references to an existing payload. */
-#define SQL_FREE_PAYLOADS                                                                          \
-    "freed AS ("                                                                                   \
-    " DELETE FROM payload p USING (SELECT m.old_payload AS id, count(*) AS n FROM moved m"         \
-    " WHERE m.old_payload IS NOT NULL AND m.old_payload IS DISTINCT FROM m.new_payload"            \
-    " GROUP BY m.old_payload) f"                                                                   \
-    " WHERE p.id = f.id AND (SELECT count(*) FROM event o WHERE o.payload_id = f.id) = f.n) "
+/* Payloads are not freed here: a payload no event refers to any more (the batch is stored, or
+ * went back to NEW, or was deleted) is deleted by the tick's sweep (el_schedule_sweep_payloads)
+ * within a second. Deleting it in this statement needed a join on payload whose cached generic
+ * plan was made when the table was small: a sequential scan of every payload per change once it
+ * had grown (4x the time of a one-event ToTriplesStore in bench/eventlog.sh). */
 
 /* Row 0: how many moved, were found, were in a legal source status (those that did not move
  * changed concurrently) and were named (distinct); then each named event whose status was not a
@@ -104,33 +94,57 @@
 
 #define SQL_PROJECT_RESULT "SELECT count(*) FROM moved"
 
+/* One named event, the common case of replies one by one: the same steps without the arrays,
+ * the sort and the counting subqueries, so there is less plan to start and run per call (and the
+ * primary key or (project_id, sha) finds the row). The scalar name is compared by equality on a
+ * unique key, so the generic plan costs what a custom one would and the plan cache keeps it.
+ * Result: no row when the event does not exist; else its sha, status and whether it moved. */
+#define SQL_ONE(FILTER)                                                                            \
+    "WITH named AS MATERIALIZED ("                                                                 \
+    " SELECT e.ctid AS tid, e.id, e.sha, e.status, e.payload_id FROM event e WHERE " FILTER        \
+    " FOR UPDATE OF e), "
+#define SQL_ONE_BY_SHA(NAME) SQL_ONE("e.project_id = $1 AND e.sha = " NAME "::text")
+#define SQL_ONE_BY_ID(NAME)  SQL_ONE("e.id = " NAME "::bigint AND e.project_id = $1")
+#define SQL_ONE_RESULT       "SELECT n.sha, n.status::text, (SELECT count(*) FROM moved) FROM named n"
+
 typedef enum { SEL_SHA, SEL_ID, SEL_PROJECT } selection;
+
+typedef enum { FORM_UPDATE, FORM_DELETE } form;
 
 typedef struct {
     const char *name;
     const char *sql;
 } statement;
 
-/* [selection][deleting] */
+#define SQL_BY_SHA(NAMES) SQL_NAMED("e.project_id = $1 AND e.sha = ANY(" NAMES "::text::text[])")
+#define SQL_BY_ID(NAMES)                                                                           \
+    SQL_NAMED("e.project_id + 0 = $1 AND e.id = ANY(" NAMES "::text::bigint[])")
+
+/* [selection][form] */
 static const statement statements[3][2] = {
     {
-        {"el_change_sha", SQL_NAMED("e.project_id = $1 AND e.sha = ANY($9::text::text[])")
-                              SQL_UPDATE SQL_FREE_PAYLOADS SQL_NAMED_RESULT("$9::text::text[]")},
-        {"el_change_sha_delete",
-         SQL_NAMED("e.project_id = $1 AND e.sha = ANY($5::text::text[])")
-             SQL_DELETE SQL_FREE_PAYLOADS SQL_NAMED_RESULT("$5::text::text[]")},
+        {"el_change_sha", SQL_BY_SHA("$9") SQL_UPDATE SQL_NAMED_RESULT("$9::text::text[]")},
+        {"el_change_sha_delete", SQL_BY_SHA("$5") SQL_DELETE SQL_NAMED_RESULT("$5::text::text[]")},
     },
     {
-        {"el_change_id", SQL_NAMED("e.project_id + 0 = $1 AND e.id = ANY($9::text::bigint[])")
-                             SQL_UPDATE SQL_FREE_PAYLOADS SQL_NAMED_RESULT("$9::text::bigint[]")},
-        {"el_change_id_delete",
-         SQL_NAMED("e.project_id + 0 = $1 AND e.id = ANY($5::text::bigint[])")
-             SQL_DELETE SQL_FREE_PAYLOADS SQL_NAMED_RESULT("$5::text::bigint[]")},
+        {"el_change_id", SQL_BY_ID("$9") SQL_UPDATE SQL_NAMED_RESULT("$9::text::bigint[]")},
+        {"el_change_id_delete", SQL_BY_ID("$5") SQL_DELETE SQL_NAMED_RESULT("$5::text::bigint[]")},
     },
     {
-        {"el_change_project", SQL_WHOLE_PROJECT SQL_UPDATE SQL_FREE_PAYLOADS SQL_PROJECT_RESULT},
-        {"el_change_project_delete",
-         SQL_WHOLE_PROJECT SQL_DELETE SQL_FREE_PAYLOADS SQL_PROJECT_RESULT},
+        {"el_change_project", SQL_WHOLE_PROJECT SQL_UPDATE SQL_PROJECT_RESULT},
+        {"el_change_project_delete", SQL_WHOLE_PROJECT SQL_DELETE SQL_PROJECT_RESULT},
+    },
+};
+
+/* [selection][form] for one named event */
+static const statement one_statements[2][2] = {
+    {
+        {"el_change_sha1", SQL_ONE_BY_SHA("$9") SQL_UPDATE SQL_ONE_RESULT},
+        {"el_change_sha1_delete", SQL_ONE_BY_SHA("$5") SQL_DELETE SQL_ONE_RESULT},
+    },
+    {
+        {"el_change_id1", SQL_ONE_BY_ID("$9") SQL_UPDATE SQL_ONE_RESULT},
+        {"el_change_id1_delete", SQL_ONE_BY_ID("$5") SQL_DELETE SQL_ONE_RESULT},
     },
 };
 
@@ -323,6 +337,38 @@ static int judge(el_change_result *out, const el_change *c, const fg_pg_result *
     return 0;
 }
 
+/* The verdict on one named event from SQL_ONE_RESULT. */
+static int judge_one(el_change_result *out, const el_change *c, const fg_pg_result *res)
+{
+    const char *sha, *name;
+    size_t moved = 0;
+    el_status from;
+    int rc;
+
+    if (fg_pg_result_rows(res) == 0) {
+        out->missing = 1;
+        return 0;
+    }
+    if ((rc = read_count(&moved, res, 2)) < 0)
+        return rc;
+    if (moved > 0) {
+        out->applied = 1;
+        return 0;
+    }
+    sha = fg_pg_result_text(res, 0, 0);
+    name = fg_pg_result_text(res, 0, 1);
+    if (sha == NULL || name == NULL || !el_status_parse(&from, name))
+        return fg_error_set(FG_ERROR, "el_change: unexpected status %s", name ? name : "NULL");
+    /* a legal source that did not move, or one only_from left out, is stale, as in judge() */
+    if (el_transition_check(from, c->to, c->cause) == EL_ILLEGAL) {
+        log_illegal(c, sha, from, 0);
+        out->illegal = 1;
+    } else {
+        out->stale = 1;
+    }
+    return 0;
+}
+
 /* ---- public ----------------------------------------------------------------------------- */
 
 int el_change_apply(el_change_result *out, fg_pg_conn *pg, const el_change *change)
@@ -333,7 +379,10 @@ int el_change_apply(el_change_result *out, fg_pg_conn *pg, const el_change *chan
     const statement *st;
     const char *params[9];
     char project[EL_CHANGE_NUM_MAX], delay[EL_CHANGE_NUM_MAX], payload[EL_CHANGE_NUM_MAX];
-    bool deleting;
+    char one_id[EL_CHANGE_NUM_MAX];
+    const char *payload_id;
+    form f;
+    bool deleting, one;
     size_t nparams;
     int rc = FG_ERROR;
 
@@ -349,7 +398,12 @@ int el_change_apply(el_change_result *out, fg_pg_conn *pg, const el_change *chan
     if (sel != SEL_PROJECT && (rc = put_names(&names, change, sel)) < 0)
         goto done;
     deleting = change->to == EL_STATUS_DELETED;
-    st = &statements[sel][deleting ? 1 : 0];
+    payload_id = deleting ? NULL : payload_param(change, payload);
+    f = deleting ? FORM_DELETE : FORM_UPDATE;
+    one = sel != SEL_PROJECT && change->nshas + change->nids == 1;
+    st = one ? &one_statements[sel][f] : &statements[sel][f];
+    if (one && sel == SEL_ID)
+        snprintf(one_id, sizeof(one_id), "%lld", change->ids[0].value);
     snprintf(project, sizeof(project), "%lld", change->project.value);
     snprintf(delay, sizeof(delay), "%lld", change->delay_ms);
     params[0] = project;
@@ -361,15 +415,19 @@ int el_change_apply(el_change_result *out, fg_pg_conn *pg, const el_change *chan
         params[4] = el_status_name(change->to);
         params[5] = delay;
         params[6] = attempts_param(change);
-        params[7] = payload_param(change, payload);
+        params[7] = payload_id;
         nparams = 8;
     }
-    if (sel != SEL_PROJECT)
+    if (one)
+        params[nparams++] = sel == SEL_SHA ? change->shas[0] : one_id;
+    else if (sel != SEL_PROJECT)
         params[nparams++] = names.ptr;
     if ((rc = fg_pg_exec_prepared(&res, pg, st->name, st->sql, nparams, params)) < 0)
         goto done;
     if (sel == SEL_PROJECT)
         rc = read_count(&out->applied, res, 0);
+    else if (one)
+        rc = judge_one(out, change, res);
     else
         rc = judge(out, change, res);
     if (rc < 0)

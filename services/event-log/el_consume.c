@@ -10,18 +10,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "el_change.h"
 #include "el_creation.h"
+#include "el_dispatch.h"
 #include "fg/buf.h"
 #include "fg/log.h"
 #include "fg/proto.h"
 
-#define EL_CONSUME_TX_ATTEMPTS 3   /* a deadlock or serialization failure is retried at once */
-#define EL_CONSUME_NUM_MAX     24u /* a long long in decimal */
-#define EL_CONSUME_ARRAY_MAX   ((size_t)FG_AMQP_CATEGORIES_MAX * 48u + 16u) /* SUBSCRIPTION */
-#define EL_CONSUME_SHIFT_MAX   40  /* 2^40 x base is past any cap */
-#define EL_CONSUME_WHY_MAX     512 /* an error message kept across the rollback */
+#define EL_CONSUME_TX_ATTEMPTS  3   /* a deadlock or serialization failure is retried at once */
+#define EL_CONSUME_NUM_MAX      24u /* a long long in decimal */
+#define EL_CONSUME_ARRAY_MAX    ((size_t)FG_AMQP_CATEGORIES_MAX * 48u + 16u) /* SUBSCRIPTION */
+#define EL_CONSUME_SHIFT_MAX    40        /* 2^40 x base is past any cap */
+#define EL_CONSUME_WHY_MAX      512       /* an error message kept across the rollback */
+#define EL_CONSUME_SYNC_LOST_MS 3600000LL /* a COMMIT_SYNC not completed within: lost */
+#define EL_CONSUME_GROUP_TRIES  3 /* group commits tried, each without the last one that failed */
+#define EL_CONSUME_GROUP_BYTES  ((size_t)4 << 20) /* message bytes in one group (held parsed) */
 
 /* ---- settings and small helpers ----------------------------------------------------------- */
 
@@ -298,23 +303,6 @@ static int status_change(effect *e, fg_pg_conn *pg, const el_context *ctx, const
 
 /* ---- the other categories ----------------------------------------------------------------- */
 
-static int creation(effect *e, fg_pg_conn *pg, const fg_proto_msg *msg)
-{
-    el_creation_result r;
-    int rc;
-
-    if ((rc = el_creation_apply(&r, pg, msg)) < 0)
-        return rc;
-    e->created = r.created;
-    if (r.project_missing)
-        fg_log_emit(
-            FG_LOG_WARN,
-            FG_LOG_FIELDS(FG_LOG_INT("project", msg->project.id), FG_LOG_STR("message", msg->id)),
-            "CREATION for project %lld, which is not registered (removed?): dropped",
-            msg->project.id);
-    return 0;
-}
-
 static int project_statement(fg_pg_conn *pg, const char *name, const char *sql, long long project,
                              long long a, long long b, size_t nparams)
 {
@@ -327,12 +315,57 @@ static int project_statement(fg_pg_conn *pg, const char *name, const char *sql, 
     return fg_pg_exec_prepared(NULL, pg, name, sql, nparams, params);
 }
 
-/* Due now: the schedule treats a missing sync_time row as never synced. */
+/* The COMMIT_SYNC sends still in flight, oldest first, less those sent longer ago than
+ * EL_CONSUME_SYNC_LOST_MS (a sync that never completes must not stand for a later one forever);
+ * read from the row being updated, so two completions racing take one send each. */
+#define SQL_IN_FLIGHT                                                                              \
+    "array(SELECT x FROM unnest(p.sync_in_flight) x"                                               \
+    " WHERE x > now() - $2::bigint * interval '1 millisecond' ORDER BY x)"
+
+/* A sync completed: it answers the oldest COMMIT_SYNC in flight (migration 0003 says why that
+ * never answers a request too early), which leaves the list. */
+static int sync_answered(fg_pg_conn *pg, long long project)
+{
+    return project_statement(
+        pg, "el_consume_sync_answered",
+        "UPDATE project p SET sync_answered_at = CASE WHEN cardinality(" SQL_IN_FLIGHT
+        ") > 0 THEN greatest(p.sync_answered_at, (" SQL_IN_FLIGHT ")[1])"
+        " ELSE p.sync_answered_at END,"
+        " sync_in_flight = coalesce((" SQL_IN_FLIGHT ")[2:], '{}')"
+        " WHERE p.id = $1::bigint",
+        project, EL_CONSUME_SYNC_LOST_MS, 0, 2);
+}
+
+static int creation(effect *e, fg_pg_conn *pg, const fg_proto_msg *msg)
+{
+    el_creation_result r;
+    int rc;
+
+    if ((rc = el_creation_apply(&r, pg, msg)) < 0)
+        return rc;
+    if (!r.project_missing && fg_proto_msg_get_bool(msg, "syncComplete") &&
+        (rc = sync_answered(pg, msg->project.id)) < 0)
+        return rc;
+    e->created = r.created;
+    if (r.project_missing)
+        fg_log_emit(
+            FG_LOG_WARN,
+            FG_LOG_FIELDS(FG_LOG_INT("project", msg->project.id), FG_LOG_STR("message", msg->id)),
+            "CREATION for project %lld, which is not registered (removed?): dropped",
+            msg->project.id);
+    return 0;
+}
+
+/* Due now (the schedule treats a missing sync_time row as never synced, and a request newer
+ * than the latest COMMIT_SYNC as due), and not synced until a sync sent from now on completed. */
 static int commit_sync_request(fg_pg_conn *pg, const fg_proto_msg *msg)
 {
+    el_dispatch_commit_sync_due(); /* the tick after this group's commit publishes it */
     return project_statement(pg, "el_consume_commit_sync",
-                             "DELETE FROM sync_time WHERE project_id = $1 "
-                             "AND category = 'COMMIT_SYNC'",
+                             "WITH r AS (UPDATE project SET sync_requested_at = now()"
+                             " WHERE id = $1::bigint RETURNING id)"
+                             " DELETE FROM sync_time s USING r WHERE s.project_id = r.id"
+                             " AND s.category = 'COMMIT_SYNC'",
                              msg->project.id, 0, 0, 1);
 }
 
@@ -522,6 +555,26 @@ static void count(const el_context *ctx, const effect *e)
     fg_metric_add(ctx->m.created, (double)e->created);
 }
 
+/* After the commit: the metrics, and a debug line per message. */
+static void report(const el_context *ctx, const char *id, fg_proto_category category, bool fresh,
+                   const effect *e)
+{
+    if (!fresh) {
+        fg_log_emit(FG_LOG_DEBUG, FG_LOG_FIELDS(FG_LOG_STR("message", id)),
+                    "message %s was processed before: nothing to do", id);
+        return;
+    }
+    count(ctx, e);
+    fg_log_emit(FG_LOG_DEBUG,
+                FG_LOG_FIELDS(FG_LOG_STR("message", id),
+                              FG_LOG_STR("category", fg_proto_category_name(category)),
+                              FG_LOG_INT("applied", (long long)e->change.applied),
+                              FG_LOG_INT("stale", (long long)e->change.stale),
+                              FG_LOG_INT("illegal", (long long)e->change.illegal),
+                              FG_LOG_INT("created", (long long)e->created)),
+                "handled %s", fg_proto_category_name(category));
+}
+
 static int handle(fg_pg_conn *pg, const el_context *ctx, const fg_proto_msg *msg)
 {
     effect e;
@@ -532,21 +585,153 @@ static int handle(fg_pg_conn *pg, const el_context *ctx, const fg_proto_msg *msg
         rc = transaction(&e, &fresh, &retry, pg, ctx, msg);
     if (rc < 0)
         return rc;
-    if (!fresh) {
-        fg_log_emit(FG_LOG_DEBUG, FG_LOG_FIELDS(FG_LOG_STR("message", msg->id)),
-                    "message %s was processed before: nothing to do", msg->id);
-        return 0;
-    }
-    count(ctx, &e);
-    fg_log_emit(FG_LOG_DEBUG,
-                FG_LOG_FIELDS(FG_LOG_STR("message", msg->id),
-                              FG_LOG_STR("category", fg_proto_category_name(msg->category)),
-                              FG_LOG_INT("applied", (long long)e.change.applied),
-                              FG_LOG_INT("stale", (long long)e.change.stale),
-                              FG_LOG_INT("illegal", (long long)e.change.illegal),
-                              FG_LOG_INT("created", (long long)e.created)),
-                "handled %s", fg_proto_category_name(msg->category));
+    report(ctx, msg->id, msg->category, fresh, &e);
     return 0;
+}
+
+/* Parses a body; a message too big for the codec will never fit: FG_EINVALID (park). */
+static int parse(fg_proto_msg *msg, const char *body, size_t len)
+{
+    int rc;
+
+    if (body == NULL)
+        return fg_error_set(FG_EINVALID, "el_consume: NULL body");
+    rc = fg_proto_msg_parse(msg, body, len);
+    if (rc == FG_ETOOBIG)
+        rc = fg_error_set(FG_EINVALID, "%s", fg_error_last());
+    return rc;
+}
+
+static void set_outcome(fg_service_outcome *out, int rc)
+{
+    out->rc = rc;
+    snprintf(out->reason, sizeof(out->reason), "%s", rc < 0 ? fg_error_last() : "");
+}
+
+/* ---- groups ------------------------------------------------------------------------------- */
+
+/* One message of a group, parsed once for all the group's tries. */
+typedef struct {
+    enum { MEMBER_PENDING, MEMBER_ALONE, MEMBER_DONE } state;
+    fg_proto_msg msg;
+    bool fresh;
+    effect e;
+} member;
+
+/* Claims the ids of the pending members [from, to) in one statement (in id order, so two groups
+ * claiming the same ids cannot deadlock) and sets each one's `fresh`: a message id met twice in
+ * the group is fresh the first time only. */
+static int claim_group(member *m, fg_pg_conn *pg, size_t from, size_t to)
+{
+    fg_buf ids, cats;
+    fg_pg_result *res = NULL;
+    const char *params[2];
+    int rc = 0;
+
+    fg_buf_init(&ids, (to - from) * (FG_AMQP_NAME_MAX + 1) + 16);
+    fg_buf_init(&cats, (to - from) * (FG_AMQP_NAME_MAX + 1) + 16);
+    for (size_t i = from; rc == 0 && i < to; i++) {
+        m[i].fresh = false;
+        if (m[i].state != MEMBER_PENDING)
+            continue;
+        if ((rc = fg_buf_puts(&ids, ids.len > 0 ? "," : "{")) == 0 &&
+            (rc = fg_buf_puts(&ids, m[i].msg.id)) == 0 &&
+            (rc = fg_buf_puts(&cats, cats.len > 0 ? "," : "{")) == 0)
+            rc = fg_buf_puts(&cats, fg_proto_category_name(m[i].msg.category));
+    }
+    if (rc < 0 || (rc = fg_buf_putc(&ids, '}')) < 0 || (rc = fg_buf_putc(&cats, '}')) < 0)
+        goto done;
+    params[0] = ids.ptr;
+    params[1] = cats.ptr;
+    if ((rc = fg_pg_exec_prepared(&res, pg, "el_consume_claim_group",
+                                  "INSERT INTO processed_message (id, category) SELECT t.id, t.c "
+                                  "FROM unnest($1::text::uuid[], $2::text::text[]) AS t(id, c) "
+                                  "ORDER BY t.id ON CONFLICT (id) DO NOTHING RETURNING id::text",
+                                  2, params)) < 0)
+        goto done;
+    for (size_t row = 0; row < fg_pg_result_rows(res); row++) {
+        const char *id = fg_pg_result_text(res, row, 0);
+
+        for (size_t i = from; id != NULL && i < to; i++) {
+            /* ids are validated UUIDs; PostgreSQL hands them back in the same lower-case form */
+            if (m[i].state == MEMBER_PENDING && strcasecmp(m[i].msg.id, id) == 0) {
+                m[i].fresh = true;
+                break;
+            }
+        }
+    }
+done:
+    fg_pg_result_free(res);
+    fg_buf_dispose(&ids);
+    fg_buf_dispose(&cats);
+    return rc;
+}
+
+/* The pending members of [from, to) in one transaction: one claim for all, each fresh one's
+ * effect, commit. On a failing effect, *out_bad is that member and nothing is committed; when
+ * BEGIN, the claim or COMMIT fails, *out_bad stays `to`. */
+static int group_transaction(size_t *out_bad, member *m, fg_pg_conn *pg, const el_context *ctx,
+                             size_t from, size_t to)
+{
+    int rc, rolled;
+
+    *out_bad = to;
+    if ((rc = fg_pg_begin(pg)) < 0)
+        return rc;
+    rc = claim_group(m, pg, from, to);
+    for (size_t i = from; rc == 0 && i < to; i++) {
+        if (m[i].state != MEMBER_PENDING)
+            continue;
+        memset(&m[i].e, 0, sizeof(m[i].e));
+        if (m[i].fresh && (rc = effect_of(&m[i].e, pg, ctx, &m[i].msg)) < 0)
+            *out_bad = i;
+    }
+    if (rc == 0 && (rc = fg_pg_commit(pg)) == 0)
+        return 0;
+    rolled = fg_pg_rollback(pg);
+    (void)rolled;
+    return rc;
+}
+
+/* Messages [from, to) as one group: committed together, or, when one of them fails, that one is
+ * set aside and the others are tried together again (at most EL_CONSUME_GROUP_TRIES times). What
+ * is left is handled message by message afterwards, in order: the one that failed gets its own
+ * transaction, attempts and outcome, as it would have without a group. */
+static void run_group(member *m, fg_service_outcome *out, fg_pg_conn *pg, const el_context *ctx,
+                      const el_consume_input *in, size_t from, size_t to)
+{
+    size_t bad = to, pending = 0;
+    int rc = FG_ERROR;
+
+    for (size_t i = from; i < to; i++) {
+        fg_proto_msg_init(&m[i].msg);
+        if ((rc = parse(&m[i].msg, in[i].body, in[i].len)) < 0) {
+            set_outcome(&out[i], rc);
+            m[i].state = MEMBER_DONE;
+        } else {
+            m[i].state = MEMBER_PENDING;
+            pending++;
+        }
+    }
+    rc = FG_ERROR;
+    for (int tries = 0; pending > 1 && tries < EL_CONSUME_GROUP_TRIES; tries++) {
+        if ((rc = group_transaction(&bad, m, pg, ctx, from, to)) == 0 || bad == to)
+            break; /* done, or nobody to blame (BEGIN, claim, COMMIT): everyone alone */
+        m[bad].state = MEMBER_ALONE;
+        pending--;
+    }
+    for (size_t i = from; i < to; i++) {
+        if (rc == 0 && m[i].state == MEMBER_PENDING) {
+            report(ctx, m[i].msg.id, m[i].msg.category, m[i].fresh, &m[i].e);
+            set_outcome(&out[i], 0);
+            m[i].state = MEMBER_DONE;
+        }
+    }
+    for (size_t i = from; i < to; i++) {
+        if (m[i].state != MEMBER_DONE)
+            set_outcome(&out[i], handle(pg, ctx, &m[i].msg));
+        fg_proto_msg_dispose(&m[i].msg);
+    }
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -559,13 +744,60 @@ int el_consume_body(fg_pg_conn *pg, const el_context *ctx, const char *body, siz
     if (pg == NULL || body == NULL)
         return fg_error_set(FG_EINVALID, "el_consume: NULL argument");
     fg_proto_msg_init(&msg);
-    rc = fg_proto_msg_parse(&msg, body, len);
-    if (rc == FG_ETOOBIG)
-        rc = fg_error_set(FG_EINVALID, "%s", fg_error_last()); /* will never fit: park */
-    if (rc == 0)
+    if ((rc = parse(&msg, body, len)) == 0)
         rc = handle(pg, ctx, &msg);
     fg_proto_msg_dispose(&msg);
     return rc;
+}
+
+int el_consume_group(fg_service_outcome *out, fg_pg_conn *pg, const el_context *ctx,
+                     const el_consume_input *in, size_t n)
+{
+    member *m = NULL;
+    size_t from = 0, bytes = 0;
+
+    if (out == NULL || pg == NULL || (in == NULL && n > 0))
+        return fg_error_set(FG_EINVALID, "el_consume_group: NULL argument");
+    if (n == 1) {
+        set_outcome(&out[0], el_consume_body(pg, ctx, in[0].body, in[0].len));
+        return 0;
+    }
+    if (n > 0 && (m = calloc(n, sizeof(*m))) == NULL)
+        return fg_error_set(FG_ENOMEM, "out of memory for a group of %zu messages", n);
+    /* a group ends at EL_CONSUME_GROUP_BYTES: large CREATIONs commit in smaller groups, and never
+     * too many are held parsed at once */
+    for (size_t i = 0; i < n; i++) {
+        bytes += in[i].len;
+        if (i + 1 == n || bytes + in[i + 1].len > EL_CONSUME_GROUP_BYTES) {
+            run_group(m, out, pg, ctx, in, from, i + 1);
+            from = i + 1;
+            bytes = 0;
+        }
+    }
+    free(m);
+    return 0;
+}
+
+void el_consume_batch(fg_service_bus *bus, fg_amqp_delivery *const *deliveries,
+                      fg_service_outcome *outcomes, size_t n, void *payload)
+{
+    el_consume_input *in = calloc(n > 0 ? n : 1, sizeof(*in));
+    int rc;
+
+    if (in == NULL) {
+        for (size_t i = 0; i < n; i++)
+            set_outcome(&outcomes[i], fg_error_set(FG_ENOMEM, "out of memory"));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        in[i].body = fg_amqp_delivery_body(deliveries[i]);
+        in[i].len = fg_amqp_delivery_body_len(deliveries[i]);
+    }
+    if ((rc = el_consume_group(outcomes, fg_service_bus_db(bus), payload, in, n)) < 0) {
+        for (size_t i = 0; i < n; i++)
+            set_outcome(&outcomes[i], rc);
+    }
+    free(in);
 }
 
 int el_consume_delivery(fg_pg_conn *pg, const el_context *ctx, const fg_amqp_delivery *d)

@@ -28,6 +28,7 @@ typedef struct {
     long long global_sync_ms;       /* GLOBAL_COMMIT_SYNC (FG_EL_GLOBAL_SYNC_MS, 604800000) */
     long long global_sync_delay_ms; /* GLOBAL_COMMIT_SYNC_REQUEST runs after (300000) */
     long long processed_ttl_ms;     /* processed_message rows kept (604800000) */
+    long long group_max; /* deliveries handled in one transaction (FG_EL_GROUP_MAX, 64) */
 } el_settings;
 
 typedef struct {

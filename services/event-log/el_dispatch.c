@@ -9,6 +9,7 @@
 #include "el_dispatch.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1106,6 +1107,7 @@ static const long long part_interval_ms[EL_TICK_PART_COUNT] = {
     [EL_TICK_MEMBER_SYNC] = 1000,
     [EL_TICK_PROJECT_SYNC] = 1000,
     [EL_TICK_PRUNE] = 600000,
+    [EL_TICK_PAYLOADS] = 1000,
 };
 
 static const char *const part_names[EL_TICK_PART_COUNT] = {
@@ -1119,6 +1121,7 @@ static const char *const part_names[EL_TICK_PART_COUNT] = {
     [EL_TICK_MEMBER_SYNC] = "schedule MEMBER_SYNC",
     [EL_TICK_PROJECT_SYNC] = "schedule PROJECT_SYNC",
     [EL_TICK_PRUNE] = "pruning processed_message",
+    [EL_TICK_PAYLOADS] = "sweeping payloads",
 };
 
 /* Rounds until the credit is spent, the work is done, or the budget is: a round serves at most
@@ -1167,20 +1170,31 @@ static int run_part(el_dispatcher *d, el_tick_part part, fg_pg_conn *pg, fg_amqp
         return el_schedule_run(&n, pg, amqp, ctx, EL_SCHEDULE_PROJECT_SYNC);
     case EL_TICK_PRUNE:
         return el_schedule_prune(&n, pg, ctx);
+    case EL_TICK_PAYLOADS:
+        return el_schedule_sweep_payloads(&n, pg);
     default:
         return fg_error_set(FG_EINVALID, "tick: no such part %d", (int)part);
     }
 }
 
+/* Parts made due out of their period, one bit per el_tick_part; set from any thread. */
+static atomic_uint parts_due;
+
+void el_dispatch_commit_sync_due(void)
+{
+    atomic_fetch_or(&parts_due, 1u << EL_TICK_COMMIT_SYNC);
+}
+
 int el_dispatcher_tick(el_dispatcher *d, fg_pg_conn *pg, fg_amqp *amqp, const el_context *ctx)
 {
+    unsigned due = atomic_exchange(&parts_due, 0u);
     int first = 0;
 
     for (int p = 0; p < EL_TICK_PART_COUNT; p++) {
         long long now = mono_ms();
         int rc;
 
-        if (now < d->next_ms[p])
+        if (now < d->next_ms[p] && (due & (1u << p)) == 0)
             continue;
         if ((rc = run_part(d, (el_tick_part)p, pg, amqp, ctx)) < 0) {
             unsigned shift = d->failures[p] < 8 ? d->failures[p] : 8;

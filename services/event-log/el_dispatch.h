@@ -154,6 +154,7 @@ typedef enum {
     EL_TICK_MEMBER_SYNC,
     EL_TICK_PROJECT_SYNC,
     EL_TICK_PRUNE,
+    EL_TICK_PAYLOADS,
     EL_TICK_PART_COUNT
 } el_tick_part;
 
@@ -200,6 +201,11 @@ int el_dispatch_requests(size_t *out, fg_pg_conn *pg, fg_amqp *amqp) FG_MUST_CHE
  * failure's code. */
 int el_dispatcher_tick(el_dispatcher *d, fg_pg_conn *pg, fg_amqp *amqp,
                        const el_context *ctx) FG_MUST_CHECK;
+
+/* Makes the COMMIT_SYNC schedule run at the next tick instead of within its second: a sync asked
+ * for (a push's COMMIT_SYNC_REQUEST, POST /projects/{id}/sync) is published at once, which is
+ * most of a pushed commit's way to the graph. Any thread; the API thread then wakes the bus. */
+void el_dispatch_commit_sync_due(void);
 
 /* The fg_service_tick_fn of fg-event-log (payload: the el_context): el_dispatcher_tick on the
  * process's dispatcher. Returns 0: failures were logged by the tick itself, and the runtime

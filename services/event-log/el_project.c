@@ -447,10 +447,13 @@ int el_project_status_get(el_project_status *out, fg_pg_conn *pg, el_project_id 
     memset(out, 0, sizeof(*out));
     out->id = id;
     snprintf(id_text, sizeof(id_text), "%lld", id.value);
-    /* one index-only pass over event_project_status (project_id, status) */
+    /* one pass over the project's range of event_project_id_sha_key; synced: a sync completed,
+     * and none asked for since is still to complete (migration 0003) */
     if ((rc = fg_pg_exec_prepared(
              &res, pg, "el_project_status",
-             "SELECT p.first_synced_at IS NOT NULL, c.status::text, c.n FROM project p"
+             "SELECT p.first_synced_at IS NOT NULL AND (p.sync_requested_at IS NULL"
+             " OR coalesce(p.sync_answered_at >= p.sync_requested_at, false)), c.status::text, c.n "
+             "FROM project p"
              " LEFT JOIN LATERAL (SELECT e.status, count(*) AS n FROM event e"
              " WHERE e.project_id = p.id GROUP BY e.status) c ON true WHERE p.id = $1::bigint",
              1, params)) < 0)
@@ -600,7 +603,8 @@ int el_project_request_reprovision(fg_pg_conn *pg, el_project_id id)
 int el_project_request_sync(fg_pg_conn *pg, el_project_id id)
 {
     return exec_project_request(pg, id, "el_project_sync",
-                                "WITH p AS (SELECT id FROM project WHERE id = $1::bigint),"
+                                "WITH p AS (UPDATE project SET sync_requested_at = now()"
+                                " WHERE id = $1::bigint RETURNING id),"
                                 " d AS (DELETE FROM sync_time s USING p WHERE s.project_id = p.id"
                                 " AND s.category = 'COMMIT_SYNC')"
                                 " SELECT count(*) FROM p");

@@ -89,7 +89,8 @@ typedef struct {
     long long total;
     long long final;  /* in a final status (el_status_is_final) */
     long long failed; /* in a non-recoverable failure status */
-    bool synced;      /* a commit sync has completed (project.first_synced_at is set) */
+    bool synced;      /* a commit sync has completed, and so has one sent after the latest
+                         request (POST .../sync, COMMIT_SYNC_REQUEST) */
     bool done;        /* synced, and no event waits or is being processed */
     int progress;     /* 0..100: final events per total; 100 only when done */
 } el_project_status;
@@ -111,7 +112,9 @@ int el_project_remove(el_project *out, fg_pg_conn *pg, el_project_id id) FG_MUST
  * tick to publish; asking again while one is pending is not an error. FG_ENOTFOUND. */
 int el_project_request_reprovision(fg_pg_conn *pg, el_project_id id) FG_MUST_CHECK;
 
-/* Makes the project's COMMIT_SYNC due now (its sync_time row goes). FG_ENOTFOUND. */
+/* Makes the project's COMMIT_SYNC due now (its sync_time row goes, sync_requested_at is now):
+ * the project is not synced (nor done) until a COMMIT_SYNC sent from now on completed.
+ * FG_ENOTFOUND. */
 int el_project_request_sync(fg_pg_conn *pg, el_project_id id) FG_MUST_CHECK;
 
 #endif

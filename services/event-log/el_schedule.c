@@ -17,9 +17,10 @@
 #include "fg/log.h"
 #include "fg/proto.h"
 
-#define NUM_MAX          24
-#define IDS_TEXT_MAX     ((size_t)EL_SCHEDULE_BATCH_MAX * 21u + 8u)
-#define LOCK_OBJECT_BASE 100 /* el_dispatch_try_lock objects of the schedules */
+#define NUM_MAX                   24
+#define IDS_TEXT_MAX              ((size_t)EL_SCHEDULE_BATCH_MAX * 21u + 8u)
+#define LOCK_OBJECT_BASE          100 /* el_dispatch_try_lock objects of the schedules */
+#define EL_SCHEDULE_IN_FLIGHT_MAX 16  /* COMMIT_SYNC send times kept per project */
 
 #define SQL_DUE_HEAD(LAST_SYNCED, CATEGORY)                                                        \
     "SELECT p.id, p.forge, p.path, " LAST_SYNCED " FROM project p"                                 \
@@ -35,11 +36,13 @@
     "CASE WHEN p.first_synced_at IS NULL THEN NULL ELSE to_char(coalesce(s.last_synced,"           \
     " p.first_synced_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
 
-/* $1 active cadence, $2 idle cadence, $3 the active window, $4 limit */
+/* $1 active cadence, $2 idle cadence, $3 the active window, $4 limit; a request made after the
+ * latest COMMIT_SYNC was sent makes the project due whatever sync_time says */
 #define SQL_DUE_COMMIT_SYNC                                                                        \
     SQL_DUE_HEAD(SQL_LAST_SYNCED, "COMMIT_SYNC")                                                   \
     "s.last_synced IS NULL OR s.last_synced <= now() - CASE"                                       \
     " WHEN p.latest_event_date > now() - " MS3 " THEN " MS1 " ELSE " MS2 " END"                    \
+    " OR p.sync_requested_at > coalesce(p.sync_dispatched_at, '-infinity')"                        \
     " ORDER BY s.last_synced NULLS FIRST, p.id LIMIT $4::bigint FOR KEY SHARE OF p SKIP LOCKED"
 
 /* $1 cadence, $2 limit; only after the first completed commit sync */
@@ -85,6 +88,12 @@ static const schedule_info schedules[EL_SCHEDULE_COUNT] = {
     "INSERT INTO sync_time (project_id, category, last_synced)"                                    \
     " SELECT x, $2::text, now() FROM unnest($1::bigint[]) x"                                       \
     " ON CONFLICT (project_id, category) DO UPDATE SET last_synced = excluded.last_synced"
+
+/* A COMMIT_SYNC sent: when, for the requests it answers once completed (migration 0003). Only
+ * the latest EL_SCHEDULE_IN_FLIGHT_MAX sends are kept; an older one is taken as lost. */
+#define SQL_MARK_SENT                                                                              \
+    "UPDATE project SET sync_dispatched_at = now(), sync_in_flight = (sync_in_flight || now())"    \
+    "[greatest(1, cardinality(sync_in_flight) + 2 - $2::integer):] WHERE id = ANY($1::bigint[])"
 
 /* What commit-sync is told event-log knows: events on their way out are not known any more. */
 #define SQL_LATEST                                                                                 \
@@ -257,6 +266,13 @@ static int mark(fg_pg_conn *pg, el_schedule_kind kind, const fg_pg_result *res)
         params[1] = schedules[kind].category;
         rc = fg_pg_exec_prepared(NULL, pg, "el_schedule_mark", SQL_MARK, 2, params);
     }
+    if (rc == 0 && kind == EL_SCHEDULE_COMMIT_SYNC) {
+        char max[NUM_MAX];
+
+        snprintf(max, sizeof(max), "%d", EL_SCHEDULE_IN_FLIGHT_MAX);
+        params[1] = max;
+        rc = fg_pg_exec_prepared(NULL, pg, "el_schedule_mark_sent", SQL_MARK_SENT, 2, params);
+    }
     fg_buf_dispose(&ids);
     return rc;
 }
@@ -329,5 +345,27 @@ int el_schedule_prune(size_t *out, fg_pg_conn *pg, const el_context *ctx)
         if (n < EL_SCHEDULE_PRUNE_CHUNK)
             break;
     }
+    return 0;
+}
+
+int el_schedule_sweep_payloads(size_t *out, fg_pg_conn *pg)
+{
+    char chunk[NUM_MAX];
+    const char *params[1] = {chunk};
+    fg_pg_result *res = NULL;
+    int rc;
+
+    *out = 0;
+    snprintf(chunk, sizeof(chunk), "%d", EL_SCHEDULE_SWEEP_CHUNK);
+    /* fg_pg_exec, not prepared: a cached generic plan made while the table was small would scan
+     * it whole once it has grown */
+    if ((rc = fg_pg_exec(&res, pg,
+                         "DELETE FROM payload WHERE id IN (SELECT p.id FROM payload p"
+                         " WHERE NOT EXISTS (SELECT 1 FROM event e WHERE e.payload_id = p.id)"
+                         " LIMIT $1::bigint)",
+                         1, params)) < 0)
+        return rc;
+    *out = (size_t)fg_pg_result_affected(res);
+    fg_pg_result_free(res);
     return 0;
 }

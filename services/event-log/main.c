@@ -1,8 +1,9 @@
 /*
  * fg-event-log: the event store and its status state machine, dispatch to the consumers, zombie
  * chasing and replay (DESIGN.md "Event statuses"). This file only wires: the configuration
- * table, the metrics, and the three entry points — el_consume (bus handler), el_tick (dispatch,
- * schedules, zombies) and el_api_add_routes (REST API). docs/internals/event-log.md explains them.
+ * table, the metrics, and the three entry points — el_consume_batch (bus handler, group commit),
+ * el_tick (dispatch, schedules, zombies) and el_api_add_routes (REST API).
+ * docs/internals/event-log.md explains them.
  */
 #include <stddef.h>
 
@@ -52,6 +53,9 @@ static const fg_config_var event_log_vars[] = {
            "GLOBAL_COMMIT_SYNC_REQUEST runs after this delay"),
     EL_VAR("FG_EL_PROCESSED_TTL_MS", processed_ttl_ms, "604800000", 60000, 2592000000LL,
            "how long processed message ids are kept for deduplication"),
+    EL_VAR("FG_EL_GROUP_MAX", group_max, "64", 1, 1000,
+           "messages already arrived that are handled in one transaction (group commit; 1: "
+           "one transaction per message)"),
 };
 #define NVARS (sizeof(event_log_vars) / sizeof(event_log_vars[0]))
 
@@ -112,6 +116,8 @@ int main(int argc, char **argv)
     opts.migrations_dir = FG_DEFAULT_MIGRATIONS_DIR;
     opts.categories = event_log_categories;
     opts.handler = el_consume;
+    opts.batch_handler = el_consume_batch;
+    opts.batch_max = (size_t)cfg.el.group_max;
     opts.tick = el_tick;
     opts.routes = el_api_add_routes;
     opts.metrics = ctx.metrics;

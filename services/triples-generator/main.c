@@ -140,6 +140,13 @@ static int handle(fg_service_bus *bus, const fg_amqp_delivery *delivery, void *p
     return tg_consumer_handle(bus, delivery, ((triples_generator *)payload)->consumer);
 }
 
+static void handle_batch(fg_service_bus *bus, fg_amqp_delivery *const *deliveries,
+                         fg_service_outcome *outcomes, size_t n, void *payload)
+{
+    tg_consumer_handle_batch(bus, deliveries, outcomes, n,
+                             ((triples_generator *)payload)->consumer);
+}
+
 static int tick(fg_service_bus *bus, void *payload)
 {
     return tg_consumer_tick(bus, ((triples_generator *)payload)->consumer);
@@ -216,6 +223,8 @@ int main(int argc, char **argv)
     opts.migrations_dir = FG_DEFAULT_MIGRATIONS_DIR;
     opts.categories = triples_generator_categories;
     opts.handler = handle;
+    opts.batch_handler = handle_batch;
+    opts.batch_max = TG_BATCH_MAX;
     opts.tick = tick;
     opts.routes = add_routes;
     opts.stop = stop_query;

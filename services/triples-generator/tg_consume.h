@@ -29,6 +29,8 @@
 #define TG_FAILURE_TEXT_MAX   2000  /* bytes of a reason in ToFailure's message */
 #define TG_CLEAN_UP_BATCH_MAX 250   /* commits in one update: Virtuoso refuses 500 (SQ156) */
 #define TG_INSTANCE_MAX       128   /* "hostname:pid" */
+#define TG_BATCH_MAX          32    /* deliveries handled together (fg_service batch handler) */
+#define TG_RUN_BYTES          ((size_t)32 << 20) /* N-Triples gathered for one upload */
 
 /* What the handler needs from the configuration (main.c fills it from its table). */
 typedef struct {
@@ -55,6 +57,20 @@ void tg_consumer_free(tg_consumer *c);
  * service (parked with the reason); another error to have it retried: the triple store was
  * unreachable during a clean-up or a drop, or a reply was not confirmed. */
 int tg_consumer_handle(fg_service_bus *bus, const fg_amqp_delivery *delivery, void *payload);
+
+/* The fg_service_batch_handler (payload: the consumer): deliveries[0..n), n <= TG_BATCH_MAX,
+ * handled as tg_consumer_handle would handle each, except that the TRIPLES_GENERATED of one
+ * project among them are uploaded together (in order with the other messages that change the
+ * store), and that every reply is published before it returns. outcomes[i] as
+ * tg_consumer_handle's return for deliveries[i]. */
+void tg_consumer_handle_batch(fg_service_bus *bus, fg_amqp_delivery *const *deliveries,
+                              fg_service_outcome *outcomes, size_t n, void *payload);
+
+/* The batch handler after parsing: msgs[0..n) (borrowed; one whose root is NULL did not parse
+ * and is skipped, its outcome left as the caller set it), replies published on amqp, forge
+ * messages recorded on db (may be NULL). */
+void tg_consumer_handle_msgs(tg_consumer *c, fg_amqp *amqp, fg_pg_conn *db,
+                             const fg_proto_msg *msgs, size_t n, fg_service_outcome *outcomes);
 
 /* Handles one parsed message, publishing replies on amqp and recording on db (may be NULL).
  * The same contract as tg_consumer_handle; the handler is this plus parsing. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "el_change.h"
+#include "el_schedule.h"
 #include "el_testdb.h"
 #include "fg/log.h"
 
@@ -365,14 +366,15 @@ static void test_el_change__failure_sets_delay_attempts_message(void **state)
     assert_int_equal(log_rows(id), 4);
 }
 
-/* The batch's payload follows its events through transformation and is deleted when the last
- * of them reaches TRIPLES_STORE. */
+/* The batch's payload follows its events through transformation and is deleted (by the tick's
+ * sweep) once the last of them reached TRIPLES_STORE, not before. */
 static void test_el_change__payload_lives_until_the_batch_is_stored(void **state)
 {
     long long project = new_project("payload");
     char s[4][41], pid[24];
     const char *shas[4] = {s[0], s[1], s[2], s[3]};
     long long payload;
+    size_t swept = 0;
     el_change c;
     (void)state;
 
@@ -399,9 +401,13 @@ static void test_el_change__payload_lives_until_the_batch_is_stored(void **state
     c.nshas = 2;
     assert_int_equal(apply(&c).applied, 2);
     assert_int_equal(event_int("SELECT count(*) FROM event WHERE payload_id = $1", payload), 2);
+    check(el_schedule_sweep_payloads(&swept, pg), "sweep"); /* two still refer to it */
     assert_int_equal(event_int("SELECT count(*) FROM payload WHERE id = $1", payload), 1);
     c.shas = shas + 2;
     assert_int_equal(apply(&c).applied, 2);
+    assert_int_equal(event_int("SELECT count(*) FROM payload WHERE id = $1", payload), 1);
+    check(el_schedule_sweep_payloads(&swept, pg), "sweep"); /* the tick's, within a second */
+    assert_true(swept >= 1);
     assert_int_equal(event_int("SELECT count(*) FROM payload WHERE id = $1", payload), 0);
 }
 

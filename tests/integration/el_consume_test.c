@@ -18,6 +18,7 @@
 
 #include "el_change.h"
 #include "el_consume.h"
+#include "el_schedule.h"
 #include "el_testdb.h"
 #include "fg/amqp.h"
 #include "fg/metrics.h"
@@ -334,12 +335,13 @@ static void test_el_consume__concurrent_duplicate_waits_then_does_nothing(void *
 /* ---- status changes ----------------------------------------------------------------------- */
 
 /* Generation and transformation replies move whole batches; the batch's payload is stored once,
- * decoded, and goes when the batch is stored. */
+ * decoded, and goes (the tick's sweep) once the batch is stored. */
 static void test_el_consume__replies_move_batches_and_keep_the_payload(void **state)
 {
     long long project = new_project("replies");
     char shas[4][41];
     const char *ptrs[4];
+    size_t swept = 0;
     fg_buf msg;
     (void)state;
 
@@ -364,6 +366,7 @@ static void test_el_consume__replies_move_batches_and_keep_the_payload(void **st
     el_testdb_status_change(&msg, NULL, project, FG_PROTO_SUB_TO_TRIPLES_STORE, ptrs, 4, NULL, -1);
     check(consume(&msg), "ToTriplesStore");
     assert_statuses(project, "TRIPLES_STORE:4");
+    check(el_schedule_sweep_payloads(&swept, pg), "sweep"); /* the tick's, within a second */
     assert_int_equal(project_int("SELECT count(*) FROM payload WHERE project_id = $1", project), 0);
     /* a late duplicate ToTriplesGenerated under a new id is stale and leaves no payload behind */
     el_testdb_status_change(&msg, NULL, project, FG_PROTO_SUB_TO_TRIPLES_GENERATED, ptrs, 4, NULL,
@@ -542,8 +545,10 @@ static void test_el_consume__clean_up_and_whole_project_changes(void **state)
     fg_buf_dispose(&msg);
 }
 
-/* The last CREATION of a sync, even without commits, marks the project synced; a CREATION for
- * a project event-log does not know is dropped (acked) without a trace. */
+/* The last CREATION of a sync, even without commits, marks the project synced and moves the
+ * COMMIT_SYNC row the schedule wrote; a row a request deleted meanwhile stays deleted (the sync
+ * asked for is still due); a CREATION for a project event-log does not know is dropped (acked)
+ * without a trace. */
 static void test_el_consume__sync_complete_marks_the_project_synced(void **state)
 {
     long long project = new_project("synced");
@@ -559,6 +564,12 @@ static void test_el_consume__sync_complete_marks_the_project_synced(void **state
                                  "first_synced_at IS NULL",
                                  project),
                      1);
+    /* what the schedule writes when it sends COMMIT_SYNC */
+    assert_int_equal(project_int("WITH i AS (INSERT INTO sync_time (project_id, category, "
+                                 "last_synced) VALUES ($1, 'COMMIT_SYNC', now() - interval "
+                                 "'1 day') RETURNING 1) SELECT count(*) FROM i",
+                                 project),
+                     1);
     el_testdb_creation(&msg, NULL, project, ptrs, 0, true);
     check(consume(&msg), "syncComplete without commits");
     first = project_text("SELECT first_synced_at::text FROM project WHERE id = $1", project);
@@ -568,9 +579,18 @@ static void test_el_consume__sync_complete_marks_the_project_synced(void **state
                                  "interval '1 minute'",
                                  project),
                      1);
+    /* a request while the next sync runs: its completion must not make the row again */
+    assert_int_equal(project_int("WITH d AS (DELETE FROM sync_time WHERE project_id = $1 AND "
+                                 "category = 'COMMIT_SYNC' RETURNING 1) SELECT count(*) FROM d",
+                                 project),
+                     1);
     el_testdb_creation(&msg, NULL, project, ptrs, 1, true);
     check(consume(&msg), "syncComplete with a commit");
     assert_statuses(project, "NEW:1");
+    assert_int_equal(project_int("SELECT count(*) FROM sync_time WHERE project_id = $1 AND "
+                                 "category = 'COMMIT_SYNC'",
+                                 project),
+                     0);
     free(first);
     first = project_text("SELECT (first_synced_at < now())::text FROM project WHERE id = $1",
                          project); /* kept from the first sync, not moved to this one */

@@ -9,6 +9,8 @@
  *   over several update requests);
  *   CLEAN_UP all and PROJECT_REMOVED drop the graph; a store that is down gives
  *   TRANSFORMATION_RECOVERABLE_FAILURE (an in-process consumer pointed at a closed port);
+ *   deliveries handled together upload one project's payloads in one request, in order with a
+ *   clean-up between them, a payload that does not decode failing alone;
  *   FORGE_EVENT is recorded in fg_triples and acked; POST /sparql answers SPARQL 1.1 JSON;
  *   and the upload speed of the Graph Store path, printed.
  */
@@ -516,6 +518,95 @@ static void test_tg__clean_up_spans_several_update_requests(void **state)
     drop(&p);
 }
 
+/* Deliveries that arrived together: the payloads of one project go up in one request, a payload
+ * that does not decode fails alone, another project's payload is another request, and a clean-up
+ * between two uploads keeps its place. In-process consumer on the real store. */
+static void test_tg__a_batch_uploads_a_project_s_payloads_in_one_request(void **state)
+{
+    fg_proto_project p = project_new(), q = project_new();
+    char *payload = generate(&p, 3), *payload_q = generate(&q, 2);
+    tg_settings s = {graph_base, false, 1 << 24, 10, 1, 1, 1};
+    tg_store_options so = {fg_test_stack_env("FG_TRIPLESTORE_URL"),
+                           fg_test_stack_env("FG_TRIPLESTORE_USER"),
+                           fg_test_stack_env("FG_TRIPLESTORE_PASSWORD"),
+                           &tg_store_virtuoso,
+                           60000,
+                           3,
+                           0};
+    tg_store *real = NULL;
+    tg_projects *projects = NULL;
+    tg_consumer *c = NULL;
+    fg_metrics *metrics = NULL;
+    fg_proto_msg msgs[6], reply;
+    fg_service_outcome outcomes[6];
+    fg_buf text;
+
+    (void)state;
+    assert_int_equal(fg_metrics_new(&metrics), 0);
+    assert_int_equal(tg_store_new(&real, &so), 0);
+    assert_int_equal(tg_projects_new(&projects, "http://127.0.0.1:9", "k"), 0);
+    assert_int_equal(tg_consumer_new(&c, &s, real, projects, metrics), 0);
+    /* p: events 0-1, a payload that does not decode, event 2; q: its two; p's clean-up of
+     * commit 1, then a last upload of it (which must land after the clean-up, not before) */
+    for (int i = 0; i < 6; i++) {
+        const fg_proto_project *who = i == 3 ? &q : &p;
+        fg_proto_msg_init(&msgs[i]);
+        assert_int_equal(fg_proto_msg_start(&msgs[i],
+                                            i == 4 ? FG_PROTO_CLEAN_UP : FG_PROTO_TRIPLES_GENERATED,
+                                            who),
+                         0);
+        outcomes[i].rc = -1;
+    }
+    assert_int_equal(fg_proto_msg_add_event(&msgs[0], sha_of(0)), 0);
+    assert_int_equal(fg_proto_msg_add_event(&msgs[0], sha_of(1)), 0);
+    assert_int_equal(fg_proto_msg_set_string(&msgs[0], "payload", payload), 0);
+    assert_int_equal(fg_proto_msg_add_event(&msgs[1], sha_of(5)), 0);
+    assert_int_equal(fg_proto_msg_set_string(&msgs[1], "payload", "AAAA"), 0); /* not gzip */
+    assert_int_equal(fg_proto_msg_add_event(&msgs[2], sha_of(2)), 0);
+    assert_int_equal(fg_proto_msg_set_string(&msgs[2], "payload", payload), 0);
+    assert_int_equal(fg_proto_msg_add_event(&msgs[3], sha_of(0)), 0);
+    assert_int_equal(fg_proto_msg_add_event(&msgs[3], sha_of(1)), 0);
+    assert_int_equal(fg_proto_msg_set_string(&msgs[3], "payload", payload_q), 0);
+    assert_int_equal(fg_proto_msg_add_event(&msgs[4], sha_of(1)), 0);
+    assert_int_equal(fg_proto_msg_add_event(&msgs[5], sha_of(1)), 0);
+    assert_int_equal(fg_proto_msg_set_string(&msgs[5], "payload", payload), 0);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(fg_proto_msg_validate(&msgs[i]), 0);
+
+    tg_consumer_handle_msgs(c, publisher, NULL, msgs, 6, outcomes);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(outcomes[i].rc, 0);
+    /* p's first two payloads in one request, q's in another, p's last after the clean-up */
+    fg_buf_init(&text, 1 << 20);
+    assert_int_equal(fg_metrics_render(metrics, &text), 0);
+    assert_non_null(strstr(text.ptr, "fg_triples_generator_upload_seconds_count 3\n"));
+    fg_buf_dispose(&text);
+    for (int i = 0; i < 3; i++) {
+        wait_reply(&reply, &p, FG_PROTO_SUB_TO_TRIPLES_STORE);
+        fg_proto_msg_dispose(&reply);
+    }
+    wait_reply(&reply, &p, FG_PROTO_SUB_TO_FAILURE);
+    assert_string_equal(fg_proto_msg_get_string(&reply, "newStatus"),
+                        "TRANSFORMATION_NON_RECOVERABLE_FAILURE");
+    assert_true(fg_proto_msg_count(&reply, "events") == 1 && has_event(&reply, sha_of(5)));
+    fg_proto_msg_dispose(&reply);
+    wait_reply(&reply, &p, FG_PROTO_SUB_CLEAN_UP_DONE);
+    fg_proto_msg_dispose(&reply);
+    wait_reply(&reply, &q, FG_PROTO_SUB_TO_TRIPLES_STORE);
+    fg_proto_msg_dispose(&reply);
+    /* the clean-up of commit 1 ran between the two uploads of p: the last one brought it back */
+    assert_int_equal(count(&p, "*", "?c a fg:Commit"), 3);
+    assert_int_equal(count(&q, "*", "?c a fg:Commit"), 2);
+    for (int i = 0; i < 6; i++)
+        fg_proto_msg_dispose(&msgs[i]);
+    tg_consumer_free(c);
+    fg_metrics_free(metrics);
+    free(payload);
+    free(payload_q);
+    drop(&p);
+    drop(&q);
+}
+
 typedef struct {
     fg_pg_conn *db;
     const char *id;
@@ -763,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_tg__uploading_twice_changes_nothing),
         cmocka_unit_test(test_tg__clean_up_removes_exactly_those_commits),
         cmocka_unit_test(test_tg__clean_up_spans_several_update_requests),
+        cmocka_unit_test(test_tg__a_batch_uploads_a_project_s_payloads_in_one_request),
         cmocka_unit_test(test_tg__clean_up_all_drops_the_graph),
         cmocka_unit_test(test_tg__project_removed_drops_the_graph),
         cmocka_unit_test(test_tg__a_store_that_is_down_gives_a_recoverable_failure),

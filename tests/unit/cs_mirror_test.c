@@ -1,10 +1,11 @@
 /*
  * commit-sync's mirrors without servers: URLs shown without credentials, oid sets, the state
  * file, the per-project lock, clone and fetch (forced, pruned, tags peeled) from a local
- * repository made with git, and removal.
+ * repository made with git, a local source's objects hard-linked rather than packed, and removal.
  */
 #include "test_support.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -258,6 +259,104 @@ static void test_cs_mirror__clone_then_fetch_forced_and_pruned(void **state)
     assert_int_not_equal(stat(path, &st), 0);
 }
 
+/* The inode of dir/objects/<sha as a loose object path>, or 0 when there is none. */
+static ino_t loose_inode(const char *objects, const git_oid *oid)
+{
+    char hex[GIT_OID_HEXSZ + 1], path[800];
+    struct stat st;
+
+    git_oid_tostr(hex, sizeof(hex), oid);
+    snprintf(path, sizeof(path), "%s/%.2s/%s", objects, hex, hex + 2);
+    return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Names of the files in dir ending with suffix, sorted, one per line, into out. */
+static void list_files(fg_buf *out, const char *dir, const char *suffix)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+
+    fg_buf_clear(out);
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(names[i]->d_name);
+        if (len > strlen(suffix) && strcmp(names[i]->d_name + len - strlen(suffix), suffix) == 0)
+            assert_int_equal(fg_buf_printf(out, "%s\n", names[i]->d_name), 0);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* A local source is mirrored as git clone --local does it: its packs and loose objects are
+ * hard-linked into the mirror (libgit2's local transport would re-pack them, a minute and a half
+ * for 100,000 commits), and a later fetch links the new objects rather than making a pack. */
+static void test_cs_mirror__a_local_source_s_objects_are_linked_not_packed(void **state)
+{
+    char src[600], src_objects[700], mirror_objects[700], path[800];
+    cs_remote remote = {src, "git", NULL};
+    git_repository *repo = NULL;
+    git_oid packed, loose, later;
+    cs_oids tips;
+    bool cloned = false;
+    fg_buf src_packs, mirror_packs;
+    struct stat a, b;
+    (void)state;
+
+    snprintf(src, sizeof(src), "%s/linked", root);
+    snprintf(src_objects, sizeof(src_objects), "%s/.git/objects", src);
+    snprintf(mirror_objects, sizeof(mirror_objects), "%s/31.git/objects", mirrors);
+    fg_buf_init(&src_packs, 4096);
+    fg_buf_init(&mirror_packs, 4096);
+    cs_oids_init(&tips);
+    run(NULL, (const char *const[]){"git", "init", "-q", "-b", "main", src, NULL});
+    commit(src, "one");
+    commit(src, "two");
+    rev_parse(&packed, src, "HEAD");
+    GIT(src, "repack", "-adq");
+    assert_int_equal(loose_inode(src_objects, &packed), 0); /* only in the pack now */
+    commit(src, "three");
+    rev_parse(&loose, src, "HEAD");
+    assert_int_not_equal(loose_inode(src_objects, &loose), 0);
+
+    assert_int_equal(cs_mirror_update(&repo, &cloned, mirrors, 31, &remote), 0);
+    assert_true(cloned);
+    assert_int_equal(cs_mirror_tips(&tips, repo), 0);
+    assert_true(tips.n == 1 && cs_oids_contains(&tips, &loose));
+    git_repository_free(repo);
+    /* the same files: the source's pack (and index), and its loose commit */
+    snprintf(path, sizeof(path), "%s/pack", src_objects);
+    list_files(&src_packs, path, ".pack");
+    snprintf(path, sizeof(path), "%s/pack", mirror_objects);
+    list_files(&mirror_packs, path, ".pack");
+    assert_true(src_packs.len > 0);
+    assert_string_equal(mirror_packs.ptr, src_packs.ptr);
+    snprintf(path, sizeof(path), "%s/pack/%.*s", src_objects, (int)strcspn(src_packs.ptr, "\n"),
+             src_packs.ptr);
+    assert_int_equal(stat(path, &a), 0);
+    snprintf(path, sizeof(path), "%s/pack/%.*s", mirror_objects, (int)strcspn(src_packs.ptr, "\n"),
+             src_packs.ptr);
+    assert_int_equal(stat(path, &b), 0);
+    assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+    assert_int_equal(loose_inode(mirror_objects, &loose), loose_inode(src_objects, &loose));
+
+    /* a new commit: linked too, and the fetch made no pack of its own */
+    commit(src, "four");
+    rev_parse(&later, src, "HEAD");
+    assert_int_equal(cs_mirror_update(&repo, &cloned, mirrors, 31, &remote), 0);
+    assert_false(cloned);
+    assert_int_equal(cs_mirror_tips(&tips, repo), 0);
+    assert_true(tips.n == 1 && cs_oids_contains(&tips, &later));
+    git_repository_free(repo);
+    assert_int_equal(loose_inode(mirror_objects, &later), loose_inode(src_objects, &later));
+    snprintf(path, sizeof(path), "%s/pack", mirror_objects);
+    list_files(&mirror_packs, path, ".pack");
+    assert_string_equal(mirror_packs.ptr, src_packs.ptr);
+
+    cs_oids_dispose(&tips);
+    fg_buf_dispose(&src_packs);
+    fg_buf_dispose(&mirror_packs);
+    assert_int_equal(cs_mirror_remove(mirrors, 31), 0);
+}
+
 static void test_cs_mirror__unreachable_remotes_are_unavailable_without_credentials(void **state)
 {
     cs_remote missing = {"/nonexistent/forgegraph/repo.git", "git", NULL};
@@ -318,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_cs_mirror__state_round_trip_and_malformed_is_absent),
         cmocka_unit_test(test_cs_mirror__lock_excludes_a_second_holder_until_released),
         cmocka_unit_test(test_cs_mirror__clone_then_fetch_forced_and_pruned),
+        cmocka_unit_test(test_cs_mirror__a_local_source_s_objects_are_linked_not_packed),
         cmocka_unit_test(test_cs_mirror__unreachable_remotes_are_unavailable_without_credentials),
     };
 

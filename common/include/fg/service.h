@@ -159,10 +159,25 @@ typedef struct fg_service_bus fg_service_bus;
 typedef int (*fg_service_handler)(fg_service_bus *bus, const fg_amqp_delivery *delivery,
                                   void *payload);
 
-/* Runs on the bus thread after every delivery and at least every 250 ms when idle: the place for
- * work that publishes (dispatch, schedules, zombie chasing, an outbox relay). A service with a
- * tick but no categories gets a publishing-only bus thread, woken early by fg_service_wake. An
- * error is logged; the next tick tries again. */
+/* What a batch handler decided for one delivery: rc as a fg_service_handler would return it, and
+ * for rc < 0 the reason the delivery is parked or retried with. */
+typedef struct {
+    int rc;
+    char reason[FG_AMQP_REASON_MAX];
+} fg_service_outcome;
+
+/* Handles deliveries[0..n) together on the bus thread (1 <= n <= batch_max), so that their
+ * effects can share one transaction and one commit (group commit), and fills outcomes[i] for
+ * each. The runtime then settles every delivery by its outcome, as after fg_service_handler. The
+ * deliveries are the first one taken and those that had already arrived behind it: the runtime
+ * never waits to fill a batch. */
+typedef void (*fg_service_batch_handler)(fg_service_bus *bus, fg_amqp_delivery *const *deliveries,
+                                         fg_service_outcome *outcomes, size_t n, void *payload);
+
+/* Runs on the bus thread after every delivery (or batch) and at least every 250 ms when idle: the
+ * place for work that publishes (dispatch, schedules, zombie chasing, an outbox relay). A service
+ * with a tick but no categories gets a publishing-only bus thread, woken early by fg_service_wake.
+ * An error is logged; the next tick tries again. */
 typedef int (*fg_service_tick_fn)(fg_service_bus *bus, void *payload);
 
 /* Adds the service's own routes; called once on the main thread before serving. */
@@ -176,13 +191,15 @@ typedef int (*fg_service_routes_fn)(fg_service *svc, fg_http_server *http, void 
 typedef void (*fg_service_stop_fn)(fg_service *svc, void *payload);
 
 typedef struct {
-    const char *name;                /* "event-log": logs, /version, queue fg.<name> */
-    const fg_service_config *config; /* the `service` part of the loaded config */
-    const char *const *categories;   /* consumed categories (NULL-terminated); NULL: none */
-    fg_service_handler handler;      /* required when categories are given */
-    fg_service_tick_fn tick;         /* optional; runs on the bus thread (see above) */
-    fg_service_routes_fn routes;     /* optional */
-    fg_service_stop_fn stop;         /* optional */
+    const char *name;                       /* "event-log": logs, /version, queue fg.<name> */
+    const fg_service_config *config;        /* the `service` part of the loaded config */
+    const char *const *categories;          /* consumed categories (NULL-terminated); NULL: none */
+    fg_service_handler handler;             /* required when categories are given ... */
+    fg_service_batch_handler batch_handler; /* ... or this one, used instead when set */
+    size_t batch_max;                       /* deliveries per batch_handler call; 0: 1 */
+    fg_service_tick_fn tick;                /* optional; runs on the bus thread (see above) */
+    fg_service_routes_fn routes;            /* optional */
+    fg_service_stop_fn stop;                /* optional */
     fg_metrics *metrics;        /* the service's registry (it keeps ownership); NULL: own one */
     fg_http_ready_fn ready;     /* extra readiness checks (main thread); optional */
     const char *migrations_dir; /* when FG_MIGRATIONS_DIR is unset (FG_DEFAULT_MIGRATIONS_DIR) */
