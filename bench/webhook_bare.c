@@ -2,7 +2,8 @@
  * fg-bench-webhook-bare: the reference of bench/webhook.sh (bare_rps). A bare libevent evhttp
  * server on 127.0.0.1 that answers every request with 200 and a small JSON body after looking at
  * the body once, as the webhook does before anything else: the HTTP floor on this machine,
- * measured in the same run with the same load. No parsing, no signature, no database.
+ * measured in the same run with the same load and the same loop setting (the epoll changelist).
+ * No parsing, no signature, no database.
  *
  * Usage: fg-bench-webhook-bare PORT      (stops on SIGTERM or SIGINT)
  */
@@ -39,6 +40,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
+    struct event_config *cfg;
     struct event_base *base;
     struct evhttp *http;
     struct event *term, *intr;
@@ -52,7 +54,12 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    base = event_base_new();
+    /* the loop setting every service runs with (common/src/service.c new_loop) */
+    if ((cfg = event_config_new()) == NULL ||
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) != 0)
+        return 1;
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     http = base != NULL ? evhttp_new(base) : NULL;
     if (http == NULL || evhttp_bind_socket(http, "127.0.0.1", (ev_uint16_t)port) != 0) {
         fprintf(stderr, "%s: cannot listen on 127.0.0.1:%ld\n", argv[0], port);

@@ -1036,6 +1036,37 @@ const char *fg_http_request_header(const fg_http_request *req, const char *name)
     return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
 }
 
+void fg_http_request_headers(const char **out, const fg_http_request *req, const char *const *names,
+                             size_t n)
+{
+    const struct evkeyvalq *headers = evhttp_request_get_input_headers(req->ev);
+    size_t lens[FG_HTTP_HEADER_NAMES_MAX], missing = n;
+    const struct evkeyval *h;
+
+    if (n > FG_HTTP_HEADER_NAMES_MAX) { /* correct, only slower */
+        for (size_t i = 0; i < n; i++)
+            out[i] = fg_http_request_header(req, names[i]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        lens[i] = strlen(names[i]);
+    }
+    /* the length first: most names differ in it, and it spares a case-folding compare */
+    /* keyvalq_struct.h's TAILQ fields (its macros need <sys/queue.h>) */
+    for (h = headers->tqh_first; h != NULL && missing > 0; h = h->next.tqe_next) {
+        size_t len = strlen(h->key);
+
+        for (size_t i = 0; i < n; i++) {
+            if (out[i] == NULL && lens[i] == len &&
+                evutil_ascii_strcasecmp(h->key, names[i]) == 0) {
+                out[i] = h->value;
+                missing--;
+            }
+        }
+    }
+}
+
 const char *fg_http_request_body(fg_http_request *req, size_t *out_len)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);

@@ -850,8 +850,8 @@ static void publish_all(batch *b, size_t n)
         rc = fg_error_set(FG_ENOMEM, "out of memory");
     } else {
         for (size_t i = 0; i < n; i++) {
-            if (b->out[i].rc != 0)
-                continue;
+            if (b->out[i].rc != 0 || b->rs[i].n == 0)
+                continue; /* failed, or nothing to say (msgs may be NULL) */
             memcpy(all.msgs + all.n, b->rs[i].msgs, b->rs[i].n * sizeof(*all.msgs));
             all.n += b->rs[i].n;
             b->rs[i].n = 0; /* moved: disposed with `all` */

@@ -7,6 +7,7 @@
 #include <event2/thread.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "fg/service.h"
 #include "wh_activation.h"

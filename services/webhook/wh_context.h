@@ -51,6 +51,7 @@ typedef struct {
     long long last_gauge_ms;
     long long last_round_ms;
     bool stalled; /* the last round could not publish: said once in the log, until it can */
+    bool niced;   /* the bus thread's priority was lowered (first tick) */
 } wh_relay_state;
 
 typedef struct {

@@ -16,23 +16,36 @@
 #include "wh_projects.h"
 
 #define HEADER_VALUE_MAX 512         /* bytes of one header value kept in the archive */
-#define HEADERS_JSON_MAX (16 * 1024) /* the archived headers object */
+#define HEADERS_JSON_MAX (16 * 1024) /* the archived headers object, at most 8 x ~1 KiB */
 
-/* Headers a replay or an audit needs; never X-Gitlab-Token (it is the secret itself). */
-static const char *const github_headers[] = {
+/* The headers intake reads, fetched in one pass (fg_http_request_headers). The first
+ * *_ARCHIVED of each list are the ones a replay or an audit needs and go into the archive; never
+ * X-Gitlab-Token, which is the secret itself. */
+enum { GH_EVENT, GH_DELIVERY, GH_SIGNATURE, GH_ARCHIVED = 8, GH_COUNT = GH_ARCHIVED };
+static const char *const github_headers[GH_COUNT] = {
     "X-GitHub-Event",
     "X-GitHub-Delivery",
+    "X-Hub-Signature-256",
     "X-GitHub-Hook-ID",
     "X-GitHub-Hook-Installation-Target-Type",
     "X-GitHub-Hook-Installation-Target-ID",
-    "X-Hub-Signature-256",
     "User-Agent",
     "Content-Type",
-    NULL,
 };
-static const char *const gitlab_headers[] = {
-    "X-Gitlab-Event",  "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID", "X-Gitlab-Instance",
-    "Idempotency-Key", "User-Agent",          "Content-Type",          NULL,
+enum {
+    GL_EVENT,
+    GL_IDEMPOTENCY_KEY,
+    GL_EVENT_UUID,
+    GL_ARCHIVED = 7,
+    GL_TOKEN = GL_ARCHIVED,
+    GL_COUNT
+};
+_Static_assert((int)GH_ARCHIVED >= (int)GL_ARCHIVED &&
+                   HEADERS_JSON_MAX > 2 + GH_ARCHIVED * (64 + 2 * HEADER_VALUE_MAX + 8),
+               "the archived headers' JSON must fit (names are under 64 bytes)");
+static const char *const gitlab_headers[GL_COUNT] = {
+    "X-Gitlab-Event",    "Idempotency-Key", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID",
+    "X-Gitlab-Instance", "User-Agent",      "Content-Type",        "X-Gitlab-Token",
 };
 
 static const char *const github_forge_events[] = {
@@ -194,33 +207,48 @@ static bool gitlab_token_ok(const wh_context *ctx, const char *token, const char
     return ok;
 }
 
-/* The headers worth keeping, as a JSON object; values outside printable ASCII become '?'. */
-static int headers_json(char **out, fg_http_request *req, const char *const *names)
+/* The headers worth keeping, as a JSON object into out (HEADERS_JSON_MAX bytes, enough for
+ * every name with HEADER_VALUE_MAX bytes each, all escaped); values outside printable ASCII
+ * become '?'. Returns its length. */
+static size_t headers_json(char *out, const char *const *names, const char *const *values, size_t n)
 {
-    fg_buf b;
-    int rc;
+    size_t len = 0;
 
-    *out = NULL;
-    fg_buf_init(&b, HEADERS_JSON_MAX);
-    rc = fg_buf_putc(&b, '{');
-    for (const char *const *name = names; rc == 0 && *name != NULL; name++) {
-        const char *v = fg_http_request_header(req, *name);
-        char clean[HEADER_VALUE_MAX + 1];
-        size_t n;
+    out[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        const char *v = values[i];
+        size_t name_len;
 
         if (v == NULL)
             continue;
-        for (n = 0; v[n] != '\0' && n < HEADER_VALUE_MAX; n++)
-            clean[n] = v[n] >= 0x20 && v[n] <= 0x7E ? v[n] : '?';
-        clean[n] = '\0';
-        rc = fg_buf_printf(&b, "%s\"%s\":\"", b.len > 1 ? "," : "", *name);
-        if (rc == 0 && (rc = fg_buf_put_json_string(&b, clean, n)) == 0)
-            rc = fg_buf_putc(&b, '"');
+        if (len > 1)
+            out[len++] = ',';
+        out[len++] = '"';
+        name_len = strlen(names[i]);
+        memcpy(out + len, names[i], name_len);
+        len += name_len;
+        memcpy(out + len, "\":\"", 3);
+        len += 3;
+        for (size_t k = 0; v[k] != '\0' && k < HEADER_VALUE_MAX; k++) {
+            char c = v[k] >= 0x20 && v[k] <= 0x7E ? v[k] : '?';
+            if (c == '"' || c == '\\')
+                out[len++] = '\\';
+            out[len++] = c;
+        }
+        out[len++] = '"';
     }
-    if (rc == 0 && (rc = fg_buf_putc(&b, '}')) == 0)
-        *out = fg_buf_detach(&b, NULL);
-    fg_buf_dispose(&b);
-    return rc;
+    out[len++] = '}';
+    out[len] = '\0';
+    return len;
+}
+
+/* src cut to cap - 1 bytes, NUL-terminated (the callers' values were checked already). */
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* Looks the project up; answers 404 or 503 itself and returns false when it cannot go on. */
@@ -241,27 +269,28 @@ static bool find_project(wh_context *ctx, fg_http_request *req, fg_proto_forge f
 /* Everything that is the same for both forges once the checks passed: copy, route, queue. */
 static void submit(wh_context *ctx, fg_http_request *req, fg_proto_forge forge, const char *event,
                    const char *dedupe_key, const char *action, const char *forge_id,
-                   const wh_project *project, const char *const *header_names)
+                   const wh_project *project, const char *const *header_names,
+                   const char *const *header_values, size_t nheaders)
 {
-    size_t len = 0;
+    char headers[HEADERS_JSON_MAX];
+    size_t len = 0, headers_len = headers_json(headers, header_names, header_values, nheaders);
     const char *body = fg_http_request_body(req, &len);
-    wh_delivery *d = wh_delivery_new(body, len);
+    wh_delivery *d = wh_delivery_new(body, len, headers, headers_len);
 
-    if (d == NULL || headers_json(&d->headers, req, header_names) < 0) {
-        wh_delivery_free(d);
+    if (d == NULL) {
         fg_http_respond_fg_error(req, FG_ENOMEM);
         return;
     }
     d->req = req;
     d->forge = forge;
     d->route = wh_intake_route(forge, event, project != NULL);
-    snprintf(d->event, sizeof(d->event), "%s", event);
-    snprintf(d->dedupe_key, sizeof(d->dedupe_key), "%s", dedupe_key);
-    snprintf(d->action, sizeof(d->action), "%s", action != NULL ? action : "");
+    copy_text(d->event, sizeof(d->event), event);
+    copy_text(d->dedupe_key, sizeof(d->dedupe_key), dedupe_key);
+    copy_text(d->action, sizeof(d->action), action != NULL ? action : "");
     if (project != NULL) {
-        snprintf(d->forge_id, sizeof(d->forge_id), "%s", forge_id);
+        copy_text(d->forge_id, sizeof(d->forge_id), forge_id);
         snprintf(d->project_id, sizeof(d->project_id), "%lld", project->id);
-        snprintf(d->project_path, sizeof(d->project_path), "%s", project->path);
+        copy_text(d->project_path, sizeof(d->project_path), project->path);
     }
     if (wh_writer_submit(ctx->writer, d) < 0) {
         refuse(ctx, req, forge, WH_OUTCOME_UNAVAILABLE, fg_error_last());
@@ -275,13 +304,16 @@ void wh_intake_github(fg_http_request *req, void *payload)
 {
     wh_context *ctx = payload;
     const fg_proto_forge forge = FG_PROTO_FORGE_GITHUB;
-    const char *event = fg_http_request_header(req, "X-GitHub-Event");
-    const char *delivery = fg_http_request_header(req, "X-GitHub-Delivery");
+    const char *h[GH_COUNT];
+    const char *event, *delivery;
     wh_json_facts facts;
     wh_project project;
     size_t len = 0;
     const char *body = fg_http_request_body(req, &len);
 
+    fg_http_request_headers(h, req, github_headers, GH_COUNT);
+    event = h[GH_EVENT];
+    delivery = h[GH_DELIVERY];
     if (body == NULL) {
         fg_http_respond_fg_error(req, FG_ENOMEM);
         return;
@@ -295,8 +327,7 @@ void wh_intake_github(fg_http_request *req, void *payload)
         refuse(ctx, req, forge, WH_OUTCOME_INVALID, fg_error_last());
         return;
     }
-    if (!github_signed(ctx, fg_http_request_header(req, "X-Hub-Signature-256"), &facts, body,
-                       len)) {
+    if (!github_signed(ctx, h[GH_SIGNATURE], &facts, body, len)) {
         refuse(ctx, req, forge, WH_OUTCOME_UNAUTHORIZED,
                "X-Hub-Signature-256 is missing or does not match the body");
         return;
@@ -310,22 +341,23 @@ void wh_intake_github(fg_http_request *req, void *payload)
         return;
     }
     submit(ctx, req, forge, event, delivery, facts.has_action ? facts.action : NULL,
-           facts.repository_id, facts.has_repository_id ? &project : NULL, github_headers);
+           facts.repository_id, facts.has_repository_id ? &project : NULL, github_headers, h,
+           GH_ARCHIVED);
 }
 
 /* Idempotency-Key (stable across GitLab's retries), else X-Gitlab-Event-UUID, else the body's
  * SHA-256. A header that is present must be well-formed. */
-static bool gitlab_dedupe_key(char *out, fg_http_request *req, const char *body, size_t len)
+static bool gitlab_dedupe_key(char *out, const char *const *h, const char *body, size_t len)
 {
-    const char *names[] = {"Idempotency-Key", "X-Gitlab-Event-UUID"};
+    const char *const candidates[] = {h[GL_IDEMPOTENCY_KEY], h[GL_EVENT_UUID]};
 
     for (size_t i = 0; i < 2; i++) {
-        const char *v = fg_http_request_header(req, names[i]);
+        const char *v = candidates[i];
         if (v == NULL)
             continue;
         if (!key_ok(v))
             return false;
-        snprintf(out, FG_PROTO_DELIVERY_ID_MAX + 1, "%s", v);
+        copy_text(out, FG_PROTO_DELIVERY_ID_MAX + 1, v);
         return true;
     }
     return fg_crypto_sha256_hex(out, body, len) == 0;
@@ -335,7 +367,8 @@ void wh_intake_gitlab(fg_http_request *req, void *payload)
 {
     wh_context *ctx = payload;
     const fg_proto_forge forge = FG_PROTO_FORGE_GITLAB;
-    const char *event = fg_http_request_header(req, "X-Gitlab-Event");
+    const char *h[GL_COUNT];
+    const char *event;
     char key[FG_PROTO_DELIVERY_ID_MAX + 1];
     const char *forge_id;
     wh_json_facts facts;
@@ -343,11 +376,13 @@ void wh_intake_gitlab(fg_http_request *req, void *payload)
     size_t len = 0;
     const char *body = fg_http_request_body(req, &len);
 
+    fg_http_request_headers(h, req, gitlab_headers, GL_COUNT);
+    event = h[GL_EVENT];
     if (body == NULL) {
         fg_http_respond_fg_error(req, FG_ENOMEM);
         return;
     }
-    if (!event_ok(event) || !gitlab_dedupe_key(key, req, body, len)) {
+    if (!event_ok(event) || !gitlab_dedupe_key(key, h, body, len)) {
         refuse(ctx, req, forge, WH_OUTCOME_INVALID,
                "X-Gitlab-Event must be present, and Idempotency-Key / X-Gitlab-Event-UUID "
                "well-formed when present");
@@ -366,12 +401,12 @@ void wh_intake_gitlab(fg_http_request *req, void *payload)
                "the body names no project (project.id or project_id)");
         return;
     }
-    if (!gitlab_token_ok(ctx, fg_http_request_header(req, "X-Gitlab-Token"), forge_id)) {
+    if (!gitlab_token_ok(ctx, h[GL_TOKEN], forge_id)) {
         refuse(ctx, req, forge, WH_OUTCOME_UNAUTHORIZED, "X-Gitlab-Token is missing or wrong");
         return;
     }
     if (!find_project(ctx, req, forge, forge_id, &project))
         return;
     submit(ctx, req, forge, event, key, facts.has_oa_action ? facts.oa_action : NULL, forge_id,
-           &project, gitlab_headers);
+           &project, gitlab_headers, h, GL_ARCHIVED);
 }

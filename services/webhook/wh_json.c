@@ -143,6 +143,21 @@ static int scan_escape(scanner *s, bool is_key, decoded *d)
     return 0;
 }
 
+/* Whether the 8 bytes at p are all plain string content: 0x20..0x7F, neither '"' nor '\\'. The
+ * classic word tricks (a byte below n, a zero byte) are exact about whether such a byte exists,
+ * which is all that is asked here. */
+static bool plain8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t x, quote, backslash;
+
+    memcpy(&x, p, sizeof(x));
+    quote = x ^ (ones * '"');
+    backslash = x ^ (ones * '\\');
+    return ((x & highs) | ((x - ones * 0x20) & ~x & highs) | ((quote - ones) & ~quote & highs) |
+            ((backslash - ones) & ~backslash & highs)) == 0;
+}
+
 /* A string with s->p on the opening quote; decoded into d when d is not NULL. */
 static int scan_string(scanner *s, bool is_key, decoded *d)
 {
@@ -152,7 +167,10 @@ static int scan_string(scanner *s, bool is_key, decoded *d)
         unsigned char c;
         size_t n;
 
-        /* The common case, printable ASCII, in a tight loop. */
+        /* The common case, printable ASCII, 8 bytes at a time then one by one: most of a forge
+         * payload is long plain strings (messages, URLs), and this loop was the scan's cost. */
+        while (s->end - s->p >= 8 && plain8(s->p))
+            s->p += 8;
         while (s->p < s->end && *s->p >= 0x20 && *s->p < 0x80 && *s->p != '"' && *s->p != '\\')
             s->p++;
         put_bytes(d, run, (size_t)(s->p - run));

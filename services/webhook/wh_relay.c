@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fg/buf.h"
 #include "fg/log.h"
@@ -36,11 +38,16 @@ enum {
     C_PATH,
     C_ROUTE,
     C_RECEIVED,
-    C_BODY_BYTES
+    C_BODY_BYTES,
+    C_CTID
 };
 
 /* An outbox row without a delivery is activation's COMMIT_SYNC_REQUEST; one whose delivery is
- * gone (C_OUTBOX_DELIVERY set, C_DELIVERY null) cannot be published. */
+ * gone (C_OUTBOX_DELIVERY set, C_DELIVERY null) cannot be published. The head of the outbox is
+ * taken first, then each of its rows looks its delivery up by primary key: a LATERAL subquery
+ * that LIMIT keeps from being flattened into a join, which the planner (misjudging the size of
+ * the head from a generic LIMIT $1 and stale statistics) made a hash join over the whole
+ * archive. */
 static const char sql_head[] =
     "SELECT o.seq, o.message_id, o.delivery_id, d.id, coalesce(d.forge, o.forge), d.dedupe_key,"
     " d.event, d.action, coalesce(d.project_id, o.project_id),"
@@ -48,12 +55,32 @@ static const char sql_head[] =
     " CASE WHEN o.delivery_id IS NULL THEN 'commit_sync' ELSE d.route END,"
     " to_char(coalesce(d.received_at, o.queued_at) AT TIME ZONE 'UTC',"
     " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-    " coalesce(d.body_bytes, 0)"
-    " FROM outbox o LEFT JOIN delivery d ON d.id = o.delivery_id ORDER BY o.seq LIMIT $1::integer";
+    " coalesce(d.body_bytes, 0), o.ctid"
+    " FROM (SELECT ctid, seq, message_id, delivery_id, project_id, forge, project_path, queued_at"
+    " FROM outbox ORDER BY seq LIMIT $1::integer) o"
+    " LEFT JOIN LATERAL (SELECT id, forge, dedupe_key, event, action, project_id, project_path,"
+    " route, received_at, body_bytes FROM delivery WHERE id = o.delivery_id LIMIT 1) d ON true"
+    " ORDER BY o.seq";
 static const char sql_bodies[] = "SELECT id, body FROM delivery WHERE id = ANY($1::bigint[])";
-static const char sql_delete[] = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])";
+/* By ctid, in the transaction that read them (a row cannot move meanwhile: only the relay deletes
+ * outbox rows, and VACUUM FULL waits for our lock): a TID scan, where `seq = ANY(...)` was planned
+ * as a sequential scan of the whole outbox, dead rows included, testing each against the array. */
+static const char sql_delete[] = "DELETE FROM outbox WHERE ctid = ANY($1::tid[])";
 static const char sql_lock[] = "SELECT pg_try_advisory_xact_lock(7300000000000000001)";
+/* Every statement of a round fetches a few hundred rows by key (the outbox's head through its
+ * primary key, archive rows by id, outbox rows by ctid). The outbox is a queue, so its statistics
+ * are always stale (absent on a new database), and the planner, believing it small, picked
+ * sequential scans: of the outbox with its dead rows, testing each against the whole array
+ * (`ctid = ANY`), and of the archive. That cost the relay's backend more CPU per delivery than
+ * the writer's. For the round's transaction only. */
+static const char sql_plan[] = "SET LOCAL enable_seqscan = off";
 static const char sql_pending[] = "SELECT count(*) FROM outbox";
+/* Deliveries are archived in id order (give or take the seconds two writers' statements can
+ * overlap), so when the first one is younger than the cutoff there is nothing to delete, and the
+ * DELETE below need not run: its BRIN scan reads every page not summarised yet. */
+static const char sql_retention_due[] =
+    "SELECT EXISTS (SELECT 1 FROM (SELECT received_at FROM delivery ORDER BY id LIMIT 1) f"
+    " WHERE f.received_at < now() - $1::integer * interval '1 day')";
 static const char sql_retention[] =
     "DELETE FROM delivery WHERE id IN (SELECT d.id FROM delivery d"
     " WHERE d.received_at < now() - $1::integer * interval '1 day'"
@@ -275,18 +302,26 @@ static int build_messages(round_state *r, wh_context *ctx)
 /* Deletes the outbox rows before head row `upto` (published or dropped). */
 static int delete_rows(fg_pg_conn *db, const round_state *r, size_t upto)
 {
-    fg_buf seqs;
+    fg_buf tids;
     const char *params[1];
     int rc;
 
     if (upto == 0)
         return 0;
-    fg_buf_init(&seqs, upto * NUM_TEXT_MAX + 2);
-    if ((rc = id_array(&seqs, r->head, C_SEQ, upto, NULL, false)) == 0) {
-        params[0] = seqs.ptr;
+    /* {"(0,1)","(0,2)"}: a tid's text has a comma, so each element is quoted */
+    fg_buf_init(&tids, upto * (NUM_TEXT_MAX + 3) + 2);
+    rc = fg_buf_putc(&tids, '{');
+    for (size_t i = 0; rc == 0 && i < upto; i++) {
+        if ((i == 0 || (rc = fg_buf_putc(&tids, ',')) == 0) &&
+            (rc = fg_buf_putc(&tids, '"')) == 0 &&
+            (rc = fg_buf_puts(&tids, fg_pg_result_text(r->head, i, C_CTID))) == 0)
+            rc = fg_buf_putc(&tids, '"');
+    }
+    if (rc == 0 && (rc = fg_buf_putc(&tids, '}')) == 0) {
+        params[0] = tids.ptr;
         rc = fg_pg_exec_prepared(NULL, db, "wh_outbox_delete", sql_delete, 1, params);
     }
-    fg_buf_dispose(&seqs);
+    fg_buf_dispose(&tids);
     return rc;
 }
 
@@ -325,7 +360,8 @@ static int relay_round(wh_context *ctx, fg_pg_conn *db, fg_amqp *amqp, size_t *o
     snprintf(limit, sizeof(limit), "%lld", ctx->cfg->relay_batch);
     if ((rc = fg_pg_begin(db)) < 0)
         return rc;
-    if ((rc = take_relay_lock(&mine, db)) < 0 || !mine)
+    if ((rc = take_relay_lock(&mine, db)) < 0 || !mine ||
+        (rc = fg_pg_exec_prepared(NULL, db, "wh_relay_plan", sql_plan, 0, NULL)) < 0)
         goto done;
     if ((rc = fg_pg_exec_prepared(&r.head, db, "wh_outbox_head", sql_head, 1, params)) < 0)
         goto done;
@@ -361,15 +397,31 @@ static void update_pending(wh_context *ctx, fg_pg_conn *db)
     fg_pg_result_free(res);
 }
 
+static int retention_due(bool *out, fg_pg_conn *db, const char *days)
+{
+    fg_pg_result *res = NULL;
+    const char *params[1] = {days};
+    int rc = fg_pg_exec_prepared(&res, db, "wh_retention_due", sql_retention_due, 1, params);
+
+    *out = false;
+    if (rc == 0)
+        rc = fg_pg_result_bool(out, res, 0, 0);
+    fg_pg_result_free(res);
+    return rc;
+}
+
 static int retention(wh_context *ctx, fg_pg_conn *db)
 {
     char days[NUM_TEXT_MAX], batch[NUM_TEXT_MAX];
     const char *params[2] = {days, batch};
     uint64_t total = 0;
+    bool due = false;
     int rc = 0;
 
     snprintf(days, sizeof(days), "%lld", ctx->cfg->retention_days);
     snprintf(batch, sizeof(batch), "%d", WH_RETENTION_BATCH);
+    if ((rc = retention_due(&due, db, days)) < 0 || !due)
+        return rc;
     for (int i = 0; i < WH_RETENTION_BATCHES_MAX; i++) {
         fg_pg_result *res = NULL;
         uint64_t n;
@@ -401,6 +453,17 @@ static void note_stall(wh_context *ctx, int rc)
     ctx->relay.stalled = rc < 0;
 }
 
+/* Intake first: when the CPU is short (a burst), the thread that publishes from the outbox, and
+ * with it RabbitMQ's share of the work, yields to the loop and the archive writer, whose answers
+ * forges wait for; the outbox absorbs the difference and the relay catches up after the burst.
+ * When the CPU is not short a nice value changes nothing. Linux gives each thread its own. */
+static void lower_priority(wh_context *ctx)
+{
+    ctx->relay.niced = true;
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), WH_RELAY_NICE) != 0)
+        fg_log_info("relay: cannot lower the publishing thread's priority; it keeps the loop's");
+}
+
 int wh_relay_tick(fg_service_bus *bus, void *payload)
 {
     wh_context *ctx = payload;
@@ -410,6 +473,8 @@ int wh_relay_tick(fg_service_bus *bus, void *payload)
     size_t rows = 0;
     int rc;
 
+    if (!ctx->relay.niced)
+        lower_priority(ctx);
     if (db == NULL)
         return fg_error_set(FG_EUNAVAILABLE, "the relay has no database connection");
     /* Woken after every group commit, the relay would publish a few messages per confirmed

@@ -14,7 +14,8 @@
 #define WH_RELAY_BYTES_MAX       ((size_t)48 << 20) /* bodies in one publish batch (one always goes) */
 #define WH_RELAY_TICK_BUDGET_MS  1000  /* a tick stops starting batches after this long */
 #define WH_RELAY_CONFIRM_MS      30000 /* how long a batch waits for its confirms */
-#define WH_RELAY_LINGER_MS       10    /* least time between two rounds' starts */
+#define WH_RELAY_LINGER_MS       50    /* least time between two rounds' starts */
+#define WH_RELAY_NICE            10    /* the bus thread's nice value (see wh_relay_tick) */
 #define WH_RETENTION_EVERY_MS    60000
 #define WH_RETENTION_BATCH       1000 /* rows per DELETE */
 #define WH_RETENTION_BATCHES_MAX 20   /* DELETEs per retention round */

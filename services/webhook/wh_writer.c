@@ -87,9 +87,11 @@ const char *wh_route_name(wh_route route)
     }
 }
 
-wh_delivery *wh_delivery_new(const char *body, size_t body_len)
+wh_delivery *wh_delivery_new(const char *body, size_t body_len, const char *headers,
+                             size_t headers_len)
 {
-    wh_delivery *d = malloc(sizeof(*d) + body_len + 1);
+    /* one allocation: the struct, the body, then the headers */
+    wh_delivery *d = malloc(sizeof(*d) + body_len + 1 + headers_len + 1);
 
     if (d == NULL)
         return NULL;
@@ -97,15 +99,15 @@ wh_delivery *wh_delivery_new(const char *body, size_t body_len)
     memcpy(d->body, body, body_len);
     d->body[body_len] = '\0';
     d->body_len = body_len;
+    d->headers = d->body + body_len + 1;
+    memcpy(d->headers, headers, headers_len);
+    d->headers[headers_len] = '\0';
     snprintf(d->body_bytes, sizeof(d->body_bytes), "%zu", body_len);
     return d;
 }
 
 void wh_delivery_free(wh_delivery *d)
 {
-    if (d == NULL)
-        return;
-    free(d->headers);
     free(d);
 }
 

@@ -49,14 +49,15 @@ typedef struct wh_delivery {
     char project_id[24];                       /* "" when it names none */
     char project_path[FG_PROTO_PROJECT_PATH_MAX + 1];
     char body_bytes[24];
-    char *headers; /* JSON object text, owned */
+    char *headers; /* JSON object text, inside this allocation (after the body) */
     size_t body_len;
     char body[]; /* NUL-terminated copy of the request body */
 } wh_delivery;
 
-/* A delivery with room for a body of body_len bytes (copied in), everything else empty. NULL
- * when memory runs out. */
-wh_delivery *wh_delivery_new(const char *body, size_t body_len);
+/* A delivery holding copies of the body (body_len bytes) and of the archived headers' JSON
+ * object (headers_len bytes), everything else empty; one allocation. NULL when memory runs out. */
+wh_delivery *wh_delivery_new(const char *body, size_t body_len, const char *headers,
+                             size_t headers_len);
 void wh_delivery_free(wh_delivery *d);
 
 /* Called on the loop thread for every finished delivery, in submission order within a batch. It

@@ -607,6 +607,57 @@ static void test_tg__a_batch_uploads_a_project_s_payloads_in_one_request(void **
     drop(&q);
 }
 
+/* A delivery with nothing to answer (PROJECT_REMOVED) in the same batch as one that answers:
+ * the replies are gathered around it (found by UBSan in the stack: a copy from a NULL list). */
+static void test_tg__a_batch_with_a_silent_delivery_answers_the_others(void **state)
+{
+    fg_proto_project p = project_new(), gone = project_new();
+    char *payload = generate(&p, 1);
+    tg_settings s = {graph_base, false, 1 << 24, 10, 1, 1, 1};
+    tg_store_options so = {fg_test_stack_env("FG_TRIPLESTORE_URL"),
+                           fg_test_stack_env("FG_TRIPLESTORE_USER"),
+                           fg_test_stack_env("FG_TRIPLESTORE_PASSWORD"),
+                           &tg_store_virtuoso,
+                           60000,
+                           3,
+                           0};
+    tg_store *real = NULL;
+    tg_projects *projects = NULL;
+    tg_consumer *c = NULL;
+    fg_metrics *metrics = NULL;
+    fg_proto_msg msgs[2], reply;
+    fg_service_outcome outcomes[2];
+
+    (void)state;
+    memset(outcomes, 0, sizeof(outcomes));
+    outcomes[0].rc = outcomes[1].rc = -1;
+    assert_int_equal(fg_metrics_new(&metrics), 0);
+    assert_int_equal(tg_store_new(&real, &so), 0);
+    assert_int_equal(tg_projects_new(&projects, "http://127.0.0.1:9", "k"), 0);
+    assert_int_equal(tg_consumer_new(&c, &s, real, projects, metrics), 0);
+    fg_proto_msg_init(&msgs[0]);
+    fg_proto_msg_init(&msgs[1]);
+    assert_int_equal(fg_proto_msg_start(&msgs[0], FG_PROTO_PROJECT_REMOVED, &gone), 0);
+    assert_int_equal(fg_proto_msg_start(&msgs[1], FG_PROTO_TRIPLES_GENERATED, &p), 0);
+    assert_int_equal(fg_proto_msg_add_event(&msgs[1], sha_of(0)), 0);
+    assert_int_equal(fg_proto_msg_set_string(&msgs[1], "payload", payload), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(fg_proto_msg_validate(&msgs[i]), 0);
+
+    tg_consumer_handle_msgs(c, publisher, NULL, msgs, 2, outcomes);
+    assert_int_equal(outcomes[0].rc, 0);
+    assert_int_equal(outcomes[1].rc, 0);
+    wait_reply(&reply, &p, FG_PROTO_SUB_TO_TRIPLES_STORE);
+    fg_proto_msg_dispose(&reply);
+    assert_int_equal(count(&p, "*", "?c a fg:Commit"), 1);
+    for (int i = 0; i < 2; i++)
+        fg_proto_msg_dispose(&msgs[i]);
+    tg_consumer_free(c);
+    fg_metrics_free(metrics);
+    free(payload);
+    drop(&p);
+}
+
 typedef struct {
     fg_pg_conn *db;
     const char *id;
@@ -855,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_tg__clean_up_removes_exactly_those_commits),
         cmocka_unit_test(test_tg__clean_up_spans_several_update_requests),
         cmocka_unit_test(test_tg__a_batch_uploads_a_project_s_payloads_in_one_request),
+        cmocka_unit_test(test_tg__a_batch_with_a_silent_delivery_answers_the_others),
         cmocka_unit_test(test_tg__clean_up_all_drops_the_graph),
         cmocka_unit_test(test_tg__project_removed_drops_the_graph),
         cmocka_unit_test(test_tg__a_store_that_is_down_gives_a_recoverable_failure),

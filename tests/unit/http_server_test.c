@@ -1,7 +1,8 @@
 /* fg_http_server against a real server on 127.0.0.1 (ephemeral port, loop in a thread), driven
  * with libcurl and, for requests curl would not send, a raw socket: routing with parameters,
- * 404/405 and what they name, the body limit at exactly the limit and one byte over, the
- * standard endpoints, the service key, bad input answered 4xx, and a clean shutdown. */
+ * 404/405 and what they name, several headers read in one pass, the body limit at exactly the
+ * limit and one byte over, the standard endpoints, the service key, bad input answered 4xx, and a
+ * clean shutdown. */
 #include "test_support.h"
 
 #include <arpa/inet.h>
@@ -87,6 +88,39 @@ static void on_echo(fg_http_request *req, void *payload)
         fg_http_respond_fg_error(req, rc);
     else
         fg_http_respond_json_buf(req, 200, &b);
+    fg_buf_dispose(&b);
+}
+
+/* fg_http_request_headers: the named headers in one pass, echoed as {"name": value|null}. With
+ * ?many it asks for more names than the function takes at once (fillers nobody sends): the
+ * fallback must give the same answers. */
+#define ASKED 6
+static void on_headers(fg_http_request *req, void *payload)
+{
+    static const char *const asked[ASKED] = {"X-One", "x-two",      "X-Missing",
+                                             "X-Dup", "X-One-More", "X-On"};
+    static char fillers[FG_HTTP_HEADER_NAMES_MAX + 1][32];
+    const char *names[FG_HTTP_HEADER_NAMES_MAX + 1], *values[FG_HTTP_HEADER_NAMES_MAX + 1];
+    size_t n = fg_http_request_query(req, "many") != NULL ? FG_HTTP_HEADER_NAMES_MAX + 1 : ASKED;
+    fg_buf b;
+    int rc;
+
+    (void)payload;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(fillers[i], sizeof(fillers[i]), "X-Filler-%zu", i);
+        names[i] = i < ASKED ? asked[i] : fillers[i];
+    }
+    fg_http_request_headers(values, req, names, n);
+    fg_buf_init(&b, 8192);
+    rc = fg_buf_putc(&b, '{');
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i < ASKED || values[i] != NULL)
+            rc = put_field(&b, names[i], values[i]);
+    }
+    if (rc == 0 && (rc = fg_buf_putc(&b, '}')) == 0)
+        fg_http_respond_json_buf(req, 200, &b);
+    else
+        fg_http_respond_fg_error(req, rc);
     fg_buf_dispose(&b);
 }
 
@@ -218,6 +252,7 @@ static fixture *start_server(size_t max_body)
     assert_int_equal(fg_http_server_route(fx->srv, FG_HTTP_GET, "/slow", on_slow, fx), 0);
     assert_int_equal(fg_http_server_route(fx->srv, FG_HTTP_GET, "/text", on_text, NULL), 0);
     assert_int_equal(fg_http_server_route(fx->srv, FG_HTTP_GET, "/stream", on_stream, fx), 0);
+    assert_int_equal(fg_http_server_route(fx->srv, FG_HTTP_GET, "/headers", on_headers, NULL), 0);
     assert_int_equal(pthread_create(&fx->loop, NULL, run_loop, fx), 0);
     return fx;
 }
@@ -412,6 +447,29 @@ static void test_http_server__routes_with_parameters(void **state)
     assert_string_equal(r.body.ptr, "plain\n");
     assert_true(header_has(&r, "Content-Type: text/plain; charset=utf-8"));
     assert_false(header_has(&r, "Injected"));
+    response_dispose(&r);
+    stop_server(fx);
+}
+
+static void test_http_server__headers_in_one_pass(void **state)
+{
+    fixture *fx = start_server(0);
+    const char *const sent[] = {
+        "x-one: 1", "X-TWO: 2", "X-Dup: first", "X-Dup: second", "X-One-Mor: no", "X-On: on", NULL};
+    const char *const expected = "{\"X-One\":\"1\",\"x-two\":\"2\",\"X-Missing\":null,"
+                                 "\"X-Dup\":\"first\",\"X-One-More\":null,\"X-On\":\"on\"}";
+    response r;
+    (void)state;
+
+    /* names match whatever their case, only whole names match, the first of two values wins
+     * (as fg_http_request_header), an absent one is NULL */
+    http(&r, fx, "GET", "/headers", sent, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.ptr, expected);
+    response_dispose(&r);
+    http(&r, fx, "GET", "/headers?many", sent, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.ptr, expected);
     response_dispose(&r);
     stop_server(fx);
 }
@@ -1054,6 +1112,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_server__routes_with_parameters),
+        cmocka_unit_test(test_http_server__headers_in_one_pass),
         cmocka_unit_test(test_http_server__404_names_the_path),
         cmocka_unit_test(test_http_server__405_lists_allowed_methods),
         cmocka_unit_test(test_http_server__413_one_byte_over_the_default_limit),

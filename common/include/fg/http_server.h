@@ -30,6 +30,7 @@ struct event_base;
 #define FG_HTTP_READY_CHECKS_MAX  16                  /* dependencies one /ready reports */
 #define FG_HTTP_METRICS_TEXT_MAX  (4 * 1024 * 1024)   /* rendered /metrics page */
 #define FG_HTTP_ERROR_MESSAGE_MAX 1024                /* the "message" of an error body */
+#define FG_HTTP_HEADER_NAMES_MAX  32                  /* names fg_http_request_headers takes */
 
 typedef enum {
     FG_HTTP_OTHER = 0, /* a method no route can have (TRACE, CONNECT) */
@@ -152,6 +153,11 @@ const char *fg_http_request_query(const fg_http_request *req, const char *name);
 
 /* A request header (case-insensitive name), NULL when absent. */
 const char *fg_http_request_header(const fg_http_request *req, const char *name);
+
+/* Several headers in one pass over the request's headers: out[i] is the first value of
+ * names[i] (case-insensitive), NULL when absent. For a handler that reads many headers. */
+void fg_http_request_headers(const char **out, const fg_http_request *req, const char *const *names,
+                             size_t n);
 
 /* The request body, contiguous and followed by a NUL byte that *out_len does not count (a body
  * may itself contain NULs); an empty body is "". NULL only when memory runs out. */
