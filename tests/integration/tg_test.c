@@ -518,14 +518,16 @@ static void test_tg__clean_up_spans_several_update_requests(void **state)
     drop(&p);
 }
 
-/* Deliveries that arrived together: the payloads of one project go up in one request, a payload
- * that does not decode fails alone, another project's payload is another request, and a clean-up
- * between two uploads keeps its place. In-process consumer on the real store. */
-static void test_tg__a_batch_uploads_a_project_s_payloads_in_one_request(void **state)
+/* A consumer in this process on the real store (the projects' API is a closed port: no clone
+ * URLs), for calling the consumer's functions directly. */
+typedef struct {
+    tg_settings settings; /* the consumer keeps a pointer to it */
+    tg_consumer *c;
+    fg_metrics *metrics;
+} in_process;
+
+static void in_process_start(in_process *ip)
 {
-    fg_proto_project p = project_new(), q = project_new();
-    char *payload = generate(&p, 3), *payload_q = generate(&q, 2);
-    tg_settings s = {graph_base, false, 1 << 24, 10, 1, 1, 1};
     tg_store_options so = {fg_test_stack_env("FG_TRIPLESTORE_URL"),
                            fg_test_stack_env("FG_TRIPLESTORE_USER"),
                            fg_test_stack_env("FG_TRIPLESTORE_PASSWORD"),
@@ -533,19 +535,38 @@ static void test_tg__a_batch_uploads_a_project_s_payloads_in_one_request(void **
                            60000,
                            3,
                            0};
+    tg_settings s = {graph_base, false, 1 << 24, 10, 1, 1, 1};
     tg_store *real = NULL;
     tg_projects *projects = NULL;
-    tg_consumer *c = NULL;
-    fg_metrics *metrics = NULL;
+
+    memset(ip, 0, sizeof(*ip));
+    ip->settings = s;
+    assert_int_equal(fg_metrics_new(&ip->metrics), 0);
+    assert_int_equal(tg_store_new(&real, &so), 0);
+    assert_int_equal(tg_projects_new(&projects, "http://127.0.0.1:9", "k"), 0);
+    assert_int_equal(tg_consumer_new(&ip->c, &ip->settings, real, projects, ip->metrics), 0);
+}
+
+static void in_process_stop(in_process *ip)
+{
+    tg_consumer_free(ip->c);
+    fg_metrics_free(ip->metrics);
+}
+
+/* Deliveries that arrived together: the payloads of one project go up in one request, a payload
+ * that does not decode fails alone, another project's payload is another request, and a clean-up
+ * between two uploads keeps its place. In-process consumer on the real store. */
+static void test_tg__a_batch_uploads_a_project_s_payloads_in_one_request(void **state)
+{
+    fg_proto_project p = project_new(), q = project_new();
+    char *payload = generate(&p, 3), *payload_q = generate(&q, 2);
+    in_process ip;
     fg_proto_msg msgs[6], reply;
     fg_service_outcome outcomes[6];
     fg_buf text;
 
     (void)state;
-    assert_int_equal(fg_metrics_new(&metrics), 0);
-    assert_int_equal(tg_store_new(&real, &so), 0);
-    assert_int_equal(tg_projects_new(&projects, "http://127.0.0.1:9", "k"), 0);
-    assert_int_equal(tg_consumer_new(&c, &s, real, projects, metrics), 0);
+    in_process_start(&ip);
     /* p: events 0-1, a payload that does not decode, event 2; q: its two; p's clean-up of
      * commit 1, then a last upload of it (which must land after the clean-up, not before) */
     for (int i = 0; i < 6; i++) {
@@ -573,12 +594,12 @@ static void test_tg__a_batch_uploads_a_project_s_payloads_in_one_request(void **
     for (int i = 0; i < 6; i++)
         assert_int_equal(fg_proto_msg_validate(&msgs[i]), 0);
 
-    tg_consumer_handle_msgs(c, publisher, NULL, msgs, 6, outcomes);
+    tg_consumer_handle_msgs(ip.c, publisher, NULL, msgs, 6, outcomes);
     for (int i = 0; i < 6; i++)
         assert_int_equal(outcomes[i].rc, 0);
     /* p's first two payloads in one request, q's in another, p's last after the clean-up */
     fg_buf_init(&text, 1 << 20);
-    assert_int_equal(fg_metrics_render(metrics, &text), 0);
+    assert_int_equal(fg_metrics_render(ip.metrics, &text), 0);
     assert_non_null(strstr(text.ptr, "fg_triples_generator_upload_seconds_count 3\n"));
     fg_buf_dispose(&text);
     for (int i = 0; i < 3; i++) {
@@ -599,8 +620,7 @@ static void test_tg__a_batch_uploads_a_project_s_payloads_in_one_request(void **
     assert_int_equal(count(&q, "*", "?c a fg:Commit"), 2);
     for (int i = 0; i < 6; i++)
         fg_proto_msg_dispose(&msgs[i]);
-    tg_consumer_free(c);
-    fg_metrics_free(metrics);
+    in_process_stop(&ip);
     free(payload);
     free(payload_q);
     drop(&p);
@@ -613,28 +633,14 @@ static void test_tg__a_batch_with_a_silent_delivery_answers_the_others(void **st
 {
     fg_proto_project p = project_new(), gone = project_new();
     char *payload = generate(&p, 1);
-    tg_settings s = {graph_base, false, 1 << 24, 10, 1, 1, 1};
-    tg_store_options so = {fg_test_stack_env("FG_TRIPLESTORE_URL"),
-                           fg_test_stack_env("FG_TRIPLESTORE_USER"),
-                           fg_test_stack_env("FG_TRIPLESTORE_PASSWORD"),
-                           &tg_store_virtuoso,
-                           60000,
-                           3,
-                           0};
-    tg_store *real = NULL;
-    tg_projects *projects = NULL;
-    tg_consumer *c = NULL;
-    fg_metrics *metrics = NULL;
+    in_process ip;
     fg_proto_msg msgs[2], reply;
     fg_service_outcome outcomes[2];
 
     (void)state;
     memset(outcomes, 0, sizeof(outcomes));
     outcomes[0].rc = outcomes[1].rc = -1;
-    assert_int_equal(fg_metrics_new(&metrics), 0);
-    assert_int_equal(tg_store_new(&real, &so), 0);
-    assert_int_equal(tg_projects_new(&projects, "http://127.0.0.1:9", "k"), 0);
-    assert_int_equal(tg_consumer_new(&c, &s, real, projects, metrics), 0);
+    in_process_start(&ip);
     fg_proto_msg_init(&msgs[0]);
     fg_proto_msg_init(&msgs[1]);
     assert_int_equal(fg_proto_msg_start(&msgs[0], FG_PROTO_PROJECT_REMOVED, &gone), 0);
@@ -644,7 +650,7 @@ static void test_tg__a_batch_with_a_silent_delivery_answers_the_others(void **st
     for (int i = 0; i < 2; i++)
         assert_int_equal(fg_proto_msg_validate(&msgs[i]), 0);
 
-    tg_consumer_handle_msgs(c, publisher, NULL, msgs, 2, outcomes);
+    tg_consumer_handle_msgs(ip.c, publisher, NULL, msgs, 2, outcomes);
     assert_int_equal(outcomes[0].rc, 0);
     assert_int_equal(outcomes[1].rc, 0);
     wait_reply(&reply, &p, FG_PROTO_SUB_TO_TRIPLES_STORE);
@@ -652,8 +658,7 @@ static void test_tg__a_batch_with_a_silent_delivery_answers_the_others(void **st
     assert_int_equal(count(&p, "*", "?c a fg:Commit"), 1);
     for (int i = 0; i < 2; i++)
         fg_proto_msg_dispose(&msgs[i]);
-    tg_consumer_free(c);
-    fg_metrics_free(metrics);
+    in_process_stop(&ip);
     free(payload);
     drop(&p);
 }
