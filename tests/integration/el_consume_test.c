@@ -8,8 +8,6 @@
  * event-log process stores what it publishes there. */
 #include "test_support.h"
 
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,31 +145,6 @@ static int handle_next(fg_amqp *h, const char *want_id, bool ack)
         check(fg_amqp_ack(h, d), "ack");
     fg_amqp_delivery_free(d);
     return rc;
-}
-
-static void delete_queues(void)
-{
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    fg_amqp_url u;
-    char queue[96];
-
-    check(fg_amqp_url_parse(&u, amqp_url), "amqp url");
-    assert_int_equal(amqp_socket_open(s, u.host, u.port), AMQP_STATUS_OK);
-    assert_int_equal(
-        amqp_login(c, u.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, u.user, u.password).reply_type,
-        AMQP_RESPONSE_NORMAL);
-    amqp_channel_open(c, 1);
-    for (int i = 0; i < 3; i++) {
-        snprintf(queue, sizeof(queue), "fg.%s%s", service,
-                 i == 0   ? ""
-                 : i == 1 ? ".retry"
-                          : ".parked");
-        amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
-    }
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
-    fg_amqp_url_dispose(&u);
 }
 
 /* ---- idempotency -------------------------------------------------------------------------- */
@@ -812,7 +785,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    delete_queues();
+    fg_test_delete_queues(amqp_url, service);
     fg_metrics_free(registry);
     fg_pg_free(pg);
     el_testdb_drop(&db);

@@ -8,8 +8,6 @@
  * runtime and the others are applied. */
 #include "test_support.h"
 
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,31 +225,6 @@ static void settle(fg_amqp *h, fg_amqp_delivery **d, const fg_service_outcome *o
             check(fg_amqp_park(h, d[i], out[i].reason), "park");
         fg_amqp_delivery_free(d[i]);
     }
-}
-
-static void delete_queues(void)
-{
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    fg_amqp_url u;
-    char queue[96];
-
-    check(fg_amqp_url_parse(&u, amqp_url), "amqp url");
-    assert_int_equal(amqp_socket_open(s, u.host, u.port), AMQP_STATUS_OK);
-    assert_int_equal(
-        amqp_login(c, u.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, u.user, u.password).reply_type,
-        AMQP_RESPONSE_NORMAL);
-    amqp_channel_open(c, 1);
-    for (int i = 0; i < 3; i++) {
-        snprintf(queue, sizeof(queue), "fg.%s%s", service,
-                 i == 0   ? ""
-                 : i == 1 ? ".retry"
-                          : ".parked");
-        amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
-    }
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
-    fg_amqp_url_dispose(&u);
 }
 
 /* ---- one transaction, and a bad message set aside ----------------------------------------- */
@@ -598,7 +571,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    delete_queues();
+    fg_test_delete_queues(amqp_url, service);
     fg_metrics_free(registry);
     fg_pg_free(pg);
     el_testdb_drop(&db);

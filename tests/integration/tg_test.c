@@ -16,8 +16,6 @@
  */
 #include "test_support.h"
 
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -830,31 +828,6 @@ static void test_tg__upload_speed(void **state)
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
-static void delete_queues(void)
-{
-    fg_amqp_url u;
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    const char *suffixes[] = {"", ".retry", ".parked"};
-
-    if (fg_amqp_url_parse(&u, amqp_url) < 0 || amqp_socket_open(s, u.host, u.port) != 0 ||
-        amqp_login(c, u.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, u.user, u.password)
-                .reply_type != AMQP_RESPONSE_NORMAL) {
-        amqp_destroy_connection(c);
-        fg_amqp_url_dispose(&u);
-        return;
-    }
-    amqp_channel_open(c, 1);
-    for (int i = 0; i < 3; i++) {
-        char q[128];
-        snprintf(q, sizeof(q), "fg.%s%s", service, suffixes[i]);
-        amqp_queue_delete(c, 1, amqp_cstring_bytes(q), 0, 0);
-    }
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
-    fg_amqp_url_dispose(&u);
-}
-
 static int setup(void **state)
 {
     static const char *const categories[] = {"EVENTS_STATUS_CHANGE"};
@@ -898,7 +871,7 @@ static int teardown(void **state)
     fg_amqp_free(inbox);
     fg_amqp_free(publisher);
     tg_store_free(store);
-    delete_queues();
+    fg_test_delete_queues(amqp_url, service);
     return 0;
 }
 

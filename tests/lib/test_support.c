@@ -3,6 +3,8 @@
  */
 #include "test_support.h"
 
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -10,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fg/amqp.h"
 #include "fg/buf.h"
 
 const char *fg_test_stack_env(const char *name)
@@ -68,4 +71,30 @@ bool fg_test_wait_until(bool (*cond)(void *payload), void *payload, int timeout_
             return cond(payload);
         usleep(20 * 1000);
     }
+}
+
+void fg_test_delete_queues(const char *amqp_url, const char *service)
+{
+    static const char *const suffixes[] = {"", ".retry", ".parked"};
+    amqp_connection_state_t c = amqp_new_connection();
+    amqp_socket_t *s = amqp_tcp_socket_new(c);
+    fg_amqp_url u;
+    char queue[128];
+
+    if (fg_amqp_url_parse(&u, amqp_url) < 0) {
+        amqp_destroy_connection(c);
+        return;
+    }
+    if (amqp_socket_open(s, u.host, u.port) == AMQP_STATUS_OK &&
+        amqp_login(c, u.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, u.user, u.password)
+                .reply_type == AMQP_RESPONSE_NORMAL) {
+        amqp_channel_open(c, 1);
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+            snprintf(queue, sizeof(queue), "fg.%s%s", service, suffixes[i]);
+            amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
+        }
+        amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+    }
+    amqp_destroy_connection(c);
+    fg_amqp_url_dispose(&u);
 }

@@ -26,6 +26,11 @@ int fg_test_stack(const char *args);
 /* Polls cond(payload) every 20 ms until it is true or timeout_ms passes; returns the last value. */
 bool fg_test_wait_until(bool (*cond)(void *payload), void *payload, int timeout_ms);
 
+/* Deletes a test's own queues fg.<service>, fg.<service>.retry and fg.<service>.parked on the
+ * broker at amqp_url (those it declared as a stand-in consumer); absent ones are no error, and a
+ * broker that cannot be reached leaves them (the next run declares them again). */
+void fg_test_delete_queues(const char *amqp_url, const char *service);
+
 /* Monotonic milliseconds. */
 long long fg_test_now_ms(void);
 
