@@ -130,10 +130,8 @@ static int load(bench *b)
                    1, p1)) < 0)
         return rc;
     rc = exec(b->pg,
-              "INSERT INTO event (project_id, sha, status, event_date, execution_date) "
-              "SELECT p, substr(md5(n::text) || md5('s' || n::text), 1, 40), s::event_status, "
-              "  timestamptz '2024-01-01' + n * interval '1 second', now() - interval '1 hour' "
-              "FROM (SELECT n, CASE WHEN n <= $1 THEN 1 WHEN n <= $1 + $2 THEN 2 "
+              "WITH g AS MATERIALIZED (SELECT nextval('event_id_seq') AS id, n, p, s FROM (SELECT "
+              "n, CASE WHEN n <= $1 THEN 1 WHEN n <= $1 + $2 THEN 2 "
               "        WHEN n <= $1 + 2 * $2 THEN 3 WHEN n <= $1 + 3 * $2 THEN 4 "
               "        ELSE 5 + (n % 1996) END AS p, "
               "       CASE WHEN n <= $1 + 3 * $2 THEN 'NEW' "
@@ -141,7 +139,12 @@ static int load(bench *b)
               "        WHEN n % 100 = 97 THEN 'TRIPLES_GENERATED' "
               "        WHEN n % 100 = 98 THEN 'GENERATION_NON_RECOVERABLE_FAILURE' "
               "        ELSE 'TRANSFORMATION_RECOVERABLE_FAILURE' END AS s "
-              "      FROM generate_series(1, $1::bigint + 3 * $2::bigint + $3::bigint) n) g",
+              "      FROM generate_series(1, $1::bigint + 3 * $2::bigint + $3::bigint) n) x), "
+              "e AS (INSERT INTO event (id, project_id, status, execution_date) "
+              "  SELECT id, p, s::event_status, now() - interval '1 hour' FROM g) "
+              "INSERT INTO event_commit (event_id, project_id, sha, event_date) "
+              "SELECT id, p, substr(md5(n::text) || md5('s' || n::text), 1, 40), "
+              "  timestamptz '2024-01-01' + n * interval '1 second' FROM g",
               3, p3);
     if (rc < 0)
         return rc;
@@ -225,8 +228,10 @@ static int event_set_load(event_set *out, fg_pg_conn *pg, long long project, siz
 
     memset(out, 0, sizeof(*out));
     snprintf(id, sizeof(id), "%lld", project);
-    if ((rc = fg_pg_exec(&res, pg, "SELECT id, sha FROM event WHERE project_id = $1 ORDER BY id", 1,
-                         params)) < 0) {
+    if ((rc = fg_pg_exec(
+             &res, pg,
+             "SELECT event_id, sha FROM event_commit WHERE project_id = $1 ORDER BY event_id", 1,
+             params)) < 0) {
         rc = fail("select events", rc);
         goto done;
     }

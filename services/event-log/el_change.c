@@ -40,15 +40,19 @@
  * snapshot would see the old one and wrongly call the reply stale. The UPDATE moves a row only if
  * its status is still the one read here, so the status logged as from_status is exactly the one
  * left. Reaching the row by its ctid spares an index probe per event. By id, "project_id + 0"
- * keeps the planner from AND-ing the primary key with the project's status index (tens of
- * thousands of entries for a big project) instead of filtering 500 rows. */
-#define SQL_NAMED(FILTER)                                                                          \
+ * keeps the planner from AND-ing the primary key with a partial index led by project_id (tens of
+ * thousands of entries for a big project) instead of filtering 500 rows. By sha, the name is
+ * found in event_commit's unique (project_id, sha) and the event by its id (migration 0005). */
+#define SQL_NAMED(FROM, FILTER)                                                                    \
     "WITH named AS MATERIALIZED ("                                                                 \
-    " SELECT e.ctid AS tid, e.id, e.sha, e.status, e.payload_id FROM event e WHERE " FILTER        \
+    " SELECT e.ctid AS tid, e.id, e.status, e.payload_id FROM " FROM " WHERE " FILTER              \
     " ORDER BY e.id FOR UPDATE OF e), "
 
+/* A project's events are found through event_commit's (project_id, event_id): event itself has
+ * no index by project but the partial ones (migration 0005). */
 #define SQL_WHOLE_PROJECT                                                                          \
-    SQL_NAMED("e.project_id = $1 AND e.status = ANY($2::text::event_status[])")
+    SQL_NAMED("event_commit c JOIN event e ON e.id = c.event_id",                                  \
+              "c.project_id = $1 AND e.status = ANY($2::text::event_status[])")
 
 #define SQL_MOVABLE                                                                                \
     " e.ctid = n.tid AND e.id = n.id AND e.status = n.status"                                      \
@@ -83,15 +87,16 @@
 
 /* Row 0: how many moved, were found and were in a legal source status (those that did not move
  * changed concurrently); then each named event whose status was not a legal source, with that
- * status, for the verdicts. How many distinct events were named is counted in C (distinct_names):
- * in SQL it meant parsing and sorting the array a second time, 3% of a batch. */
+ * status and its sha (looked up for those rows only), for the verdicts. How many distinct events
+ * were named is counted in C (distinct_names): in SQL it meant parsing and sorting the array a
+ * second time, 3% of a batch. */
 #define SQL_NAMED_RESULT                                                                           \
     "SELECT NULL::text AS sha, NULL::text AS status, (SELECT count(*) FROM moved) AS moved,"       \
     " (SELECT count(*) FROM named) AS found,"                                                      \
     " (SELECT count(*) FROM named WHERE status = ANY($2::text::event_status[])) AS legal "         \
     "UNION ALL "                                                                                   \
-    "SELECT n.sha, n.status::text, NULL, NULL, NULL FROM named n"                                  \
-    " WHERE NOT (n.status = ANY($2::text::event_status[]))"
+    "SELECT (SELECT c.sha FROM event_commit c WHERE c.event_id = n.id), n.status::text, NULL,"     \
+    " NULL, NULL FROM named n WHERE NOT (n.status = ANY($2::text::event_status[]))"
 
 #define SQL_PROJECT_RESULT "SELECT count(*) FROM moved"
 
@@ -100,13 +105,17 @@
  * primary key or (project_id, sha) finds the row). The scalar name is compared by equality on a
  * unique key, so the generic plan costs what a custom one would and the plan cache keeps it.
  * Result: no row when the event does not exist; else its sha, status and whether it moved. */
-#define SQL_ONE(FILTER)                                                                            \
+#define SQL_ONE(FROM, FILTER)                                                                      \
     "WITH named AS MATERIALIZED ("                                                                 \
-    " SELECT e.ctid AS tid, e.id, e.sha, e.status, e.payload_id FROM event e WHERE " FILTER        \
+    " SELECT e.ctid AS tid, e.id, e.status, e.payload_id FROM " FROM " WHERE " FILTER              \
     " FOR UPDATE OF e), "
-#define SQL_ONE_BY_SHA(NAME) SQL_ONE("e.project_id = $1 AND e.sha = " NAME "::text")
-#define SQL_ONE_BY_ID(NAME)  SQL_ONE("e.id = " NAME "::bigint AND e.project_id = $1")
-#define SQL_ONE_RESULT       "SELECT n.sha, n.status::text, (SELECT count(*) FROM moved) FROM named n"
+#define SQL_ONE_BY_SHA(NAME)                                                                       \
+    SQL_ONE("event_commit c JOIN event e ON e.id = c.event_id",                                    \
+            "c.project_id = $1 AND c.sha = " NAME "::text")
+#define SQL_ONE_BY_ID(NAME) SQL_ONE("event e", "e.id = " NAME "::bigint AND e.project_id = $1")
+#define SQL_ONE_RESULT                                                                             \
+    "SELECT (SELECT c.sha FROM event_commit c WHERE c.event_id = n.id), n.status::text,"           \
+    " (SELECT count(*) FROM moved) FROM named n"
 
 typedef enum { SEL_SHA, SEL_ID, SEL_PROJECT } selection;
 
@@ -117,9 +126,11 @@ typedef struct {
     const char *sql;
 } statement;
 
-#define SQL_BY_SHA(NAMES) SQL_NAMED("e.project_id = $1 AND e.sha = ANY(" NAMES "::text::text[])")
+#define SQL_BY_SHA(NAMES)                                                                          \
+    SQL_NAMED("event_commit c JOIN event e ON e.id = c.event_id",                                  \
+              "c.project_id = $1 AND c.sha = ANY(" NAMES "::text::text[])")
 #define SQL_BY_ID(NAMES)                                                                           \
-    SQL_NAMED("e.project_id + 0 = $1 AND e.id = ANY(" NAMES "::text::bigint[])")
+    SQL_NAMED("event e", "e.project_id + 0 = $1 AND e.id = ANY(" NAMES "::text::bigint[])")
 
 /* [selection][form] */
 static const statement statements[3][2] = {

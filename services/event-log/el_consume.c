@@ -168,8 +168,9 @@ static int max_attempts(long long *out, fg_pg_conn *pg, const el_change *c)
     if (rc == 0 && (rc = fg_buf_putc(&shas, '}')) == 0) {
         params[1] = shas.ptr;
         rc = fg_pg_exec_prepared(&res, pg, "el_consume_attempts",
-                                 "SELECT coalesce(max(attempts), 0) FROM event "
-                                 "WHERE project_id = $1 AND sha = ANY($2::text[])",
+                                 "SELECT coalesce(max(e.attempts), 0) FROM event_commit c"
+                                 " JOIN event e ON e.id = c.event_id"
+                                 " WHERE c.project_id = $1 AND c.sha = ANY($2::text[])",
                                  2, params);
     }
     if (rc == 0)

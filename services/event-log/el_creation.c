@@ -19,19 +19,26 @@
 #define EL_CREATION_BULK           100u /* commits in one CREATION that make it a bulk one */
 
 /* $1 project, $2 shas (text[]), $3 committer times (timestamptz[]), $4 bodies (text[]). A sha
- * twice in one message is stored once (DISTINCT ON), so its body is inserted once. */
+ * twice in one message is stored once (DISTINCT ON), so its body is inserted once. The commit row
+ * (event_commit) carries the unique (project, sha) key, so it is inserted first, with an id taken
+ * from event's sequence; the event and its body follow for the commits that were new. (The
+ * foreign key from event_commit to event is checked at the end of the statement.) An id drawn for
+ * a commit that was already known is simply skipped. */
 static const char creation_sql[] =
     "WITH input AS ("
+    " SELECT nextval('event_id_seq') AS id, d.sha, d.event_date, d.body FROM ("
     " SELECT DISTINCT ON (t.sha) t.sha, t.event_date, t.body"
     " FROM unnest($2::text[], $3::timestamptz[], $4::text[]) AS t(sha, event_date, body)"
-    " WHERE EXISTS (SELECT 1 FROM project WHERE id = $1) ORDER BY t.sha), "
+    " WHERE EXISTS (SELECT 1 FROM project WHERE id = $1) ORDER BY t.sha) d), "
     "ins AS ("
-    " INSERT INTO event (project_id, sha, status, event_date)"
-    " SELECT $1, i.sha, 'NEW', i.event_date FROM input i"
-    " ON CONFLICT (project_id, sha) DO NOTHING RETURNING id, sha, event_date), "
+    " INSERT INTO event_commit (event_id, project_id, sha, event_date)"
+    " SELECT i.id, $1, i.sha, i.event_date FROM input i"
+    " ON CONFLICT (project_id, sha) DO NOTHING RETURNING event_id AS id, event_date), "
+    "events AS ("
+    " INSERT INTO event (id, project_id, status) SELECT ins.id, $1, 'NEW' FROM ins), "
     "bodies AS ("
     " INSERT INTO event_body (event_id, body) SELECT ins.id, i.body FROM ins JOIN input i"
-    " ON i.sha = ins.sha), "
+    " ON i.id = ins.id), "
     "logged AS ("
     " INSERT INTO status_log (event_id, project_id, from_status, to_status, cause)"
     " SELECT ins.id, $1, NULL, 'NEW', 'CREATION' FROM ins), "
@@ -54,11 +61,13 @@ static const char sync_complete_sql[] =
 
 /* $1 project. The planner's estimate of the project's events is on the first line of the plan
  * ("... rows=N ..."). */
-static const char estimate_sql[] = "EXPLAIN SELECT 1 FROM event WHERE project_id = $1::bigint";
+static const char estimate_sql[] =
+    "EXPLAIN SELECT 1 FROM event_commit WHERE project_id = $1::bigint";
 
 /* $1 project, $2 limit: the project's events, counted up to the limit. */
 static const char count_sql[] =
-    "SELECT count(*) FROM (SELECT 1 FROM event WHERE project_id = $1::bigint LIMIT $2::bigint) c";
+    "SELECT count(*) FROM (SELECT 1 FROM event_commit WHERE project_id = $1::bigint"
+    " LIMIT $2::bigint) c";
 
 /* ---- array literals --------------------------------------------------------------------- */
 
@@ -200,7 +209,7 @@ static int refresh_statistics(fg_pg_conn *pg, const char *project)
     if ((rc = fg_pg_exec_prepared(&res, pg, "el_creation_count", count_sql, 2, params)) < 0 ||
         (rc = fg_pg_result_int64(&counted, res, 0, 0)) < 0)
         goto done;
-    if (counted >= cap && (rc = fg_pg_exec(NULL, pg, "ANALYZE event", 0, NULL)) < 0)
+    if (counted >= cap && (rc = fg_pg_exec(NULL, pg, "ANALYZE event_commit, event", 0, NULL)) < 0)
         goto done;
     rc = 0;
 done:

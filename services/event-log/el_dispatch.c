@@ -60,6 +60,9 @@
 #define SQL_NOT_DELETING                                                                           \
     "NOT EXISTS (SELECT 1 FROM event x WHERE x.project_id = r.pid AND x.status = 'DELETING')"
 
+/* The claimed event's sha, from event_commit (migration 0005), looked up for the rows claimed. */
+#define SQL_SHA "(SELECT c.sha FROM event_commit c WHERE c.event_id = e.id)"
+
 typedef struct {
     const char *category;
     fg_proto_category proto;
@@ -81,7 +84,8 @@ static const kind_info kinds[EL_DISPATCH_KIND_COUNT] = {
          {SQL_CREDIT("AWAITING_GENERATION",
                      "SELECT count(*) FROM event e WHERE e.status = 'GENERATING_TRIPLES'"),
           SQL_PICK(GEN_READY, SQL_READY_NOW(GEN_READY)),
-          "SELECT e.id, e.sha, b.body FROM event e LEFT JOIN event_body b ON b.event_id = e.id"
+          "SELECT e.id, " SQL_SHA
+          ", b.body FROM event e LEFT JOIN event_body b ON b.event_id = e.id"
           " WHERE e.project_id = $1::bigint AND e.status IN " GEN_READY
           " AND e.execution_date <= now() ORDER BY e.execution_date LIMIT $2::bigint"
           " FOR UPDATE OF e SKIP LOCKED"}},
@@ -97,7 +101,7 @@ static const kind_info kinds[EL_DISPATCH_KIND_COUNT] = {
           SQL_PICK(TRANS_READY, SQL_READY_NOW(TRANS_READY)),
           /* a payload group shares its execution_date (set by one reply): ordering by it and
            * then the payload keeps each group contiguous */
-          "SELECT e.id, e.sha, coalesce(e.payload_id, 0) FROM event e"
+          "SELECT e.id, " SQL_SHA ", coalesce(e.payload_id, 0) FROM event e"
           " WHERE e.project_id = $1::bigint AND e.status IN " TRANS_READY
           " AND e.execution_date <= now() ORDER BY e.execution_date, e.payload_id"
           " LIMIT $2::bigint FOR UPDATE SKIP LOCKED"}},
@@ -112,7 +116,7 @@ static const kind_info kinds[EL_DISPATCH_KIND_COUNT] = {
                                           "SELECT count(DISTINCT e.project_id) FROM event e"
                                           " WHERE e.status = 'DELETING'"),
                                SQL_PICK(CLEAN_READY, SQL_NOT_DELETING),
-                               "SELECT e.id, e.sha, NULL::text FROM event e"
+                               "SELECT e.id, " SQL_SHA ", NULL::text FROM event e"
                                " WHERE e.project_id = $1::bigint AND e.status = 'AWAITING_DELETION'"
                                " LIMIT $2::bigint FOR UPDATE SKIP LOCKED"}},
 };

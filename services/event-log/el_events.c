@@ -20,18 +20,17 @@
 
 #define SQL_TIME(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-/* The columns put_event_fields reads, in this order. */
+/* The columns put_event_fields reads, in this order. An event's sha and dates are in
+ * event_commit, its state in event (migration 0005); listings walk event_commit's keys. */
+#define SQL_EVENT_TIMES                                                                            \
+    SQL_TIME("c.event_date") ", " SQL_TIME("c.created_at") ", " SQL_TIME("e.execution_date")
 #define SQL_EVENT_COLUMNS                                                                          \
-    "e.id, e.project_id, p.forge, p.path, e.sha, e.status::text, " SQL_TIME(                       \
-        "e.event_date") ", " SQL_TIME("e.created_at") ", " SQL_TIME("e.execution_date") ", "       \
-                                                                                        "e."       \
-                                                                                        "attempts" \
-                                                                                        ", "       \
-                                                                                        "e."       \
-                                                                                        "message"
+    "c.event_id, c.project_id, p.forge, p.path, c.sha, e.status::text, " SQL_EVENT_TIMES           \
+    ", e.attempts, e.message"
 #define COL_BODY_AFTER 11 /* the first column after SQL_EVENT_COLUMNS */
 
-#define SQL_EVENT_FROM " FROM event e JOIN project p ON p.id = e.project_id"
+#define SQL_EVENT_FROM                                                                             \
+    " FROM event_commit c JOIN event e ON e.id = c.event_id JOIN project p ON p.id = c.project_id"
 
 /* ---- times ------------------------------------------------------------------------------ */
 
@@ -184,11 +183,11 @@ int el_events_list(fg_buf *out, long long *out_next, fg_pg_conn *pg, const el_ev
     snprintf(limit, sizeof(limit), "%lld", filter->limit + 1);
     params[nparams++] = after;
     if ((rc = fg_buf_puts(&sql, "SELECT " SQL_EVENT_COLUMNS SQL_EVENT_FROM
-                                " WHERE e.id > $1::bigint")) < 0)
+                                " WHERE c.event_id > $1::bigint")) < 0)
         goto done;
     if (filter->project > 0) {
         params[nparams++] = project;
-        if ((rc = fg_buf_printf(&sql, " AND e.project_id = $%zu::bigint", nparams)) < 0)
+        if ((rc = fg_buf_printf(&sql, " AND c.project_id = $%zu::bigint", nparams)) < 0)
             goto done;
     }
     if (filter->has_status) {
@@ -198,11 +197,11 @@ int el_events_list(fg_buf *out, long long *out_next, fg_pg_conn *pg, const el_ev
     }
     if (filter->since != NULL) {
         params[nparams++] = since;
-        if ((rc = fg_buf_printf(&sql, " AND e.created_at >= $%zu::timestamptz", nparams)) < 0)
+        if ((rc = fg_buf_printf(&sql, " AND c.created_at >= $%zu::timestamptz", nparams)) < 0)
             goto done;
     }
     params[nparams++] = limit;
-    if ((rc = fg_buf_printf(&sql, " ORDER BY e.id LIMIT $%zu::bigint", nparams)) < 0 ||
+    if ((rc = fg_buf_printf(&sql, " ORDER BY c.event_id LIMIT $%zu::bigint", nparams)) < 0 ||
         (rc = since_checked(fg_pg_exec(&res, pg, sql.ptr, nparams, params), filter->since)) < 0)
         goto done;
     rows = fg_pg_result_rows(res);
@@ -282,7 +281,7 @@ int el_events_show(fg_buf *out, fg_pg_conn *pg, el_project_id project, const cha
              fg_pg_exec_prepared(&res, pg, "el_events_show",
                                  "SELECT " SQL_EVENT_COLUMNS ", e.payload_id, b.body" SQL_EVENT_FROM
                                  " LEFT JOIN event_body b ON b.event_id = e.id"
-                                 " WHERE e.project_id = $1::bigint AND e.sha = $2",
+                                 " WHERE c.project_id = $1::bigint AND c.sha = $2",
                                  2, params)) < 0)
         goto done;
     if (fg_pg_result_rows(res) == 0) {
@@ -305,8 +304,8 @@ done:
 
 #define SQL_EXPORT(WHERE)                                                                          \
     "SELECT " SQL_EVENT_COLUMNS ", b.body" SQL_EVENT_FROM                                          \
-    " LEFT JOIN event_body b ON b.event_id = e.id WHERE e.id > $1::bigint" WHERE                   \
-    " ORDER BY e.id LIMIT $2::bigint"
+    " LEFT JOIN event_body b ON b.event_id = e.id WHERE c.event_id > $1::bigint" WHERE             \
+    " ORDER BY c.event_id LIMIT $2::bigint"
 
 int el_events_export_page(fg_buf *out, long long *inout_after, bool *out_done, fg_pg_conn *pg,
                           const char *since)
@@ -326,7 +325,7 @@ int el_events_export_page(fg_buf *out, long long *inout_after, bool *out_done, f
     snprintf(rows_text, sizeof(rows_text), "%d", EL_EVENTS_EXPORT_ROWS);
     if (since != NULL)
         rc = fg_pg_exec_prepared(&res, pg, "el_events_export_since",
-                                 SQL_EXPORT(" AND e.created_at >= $3::timestamptz"), 3, params);
+                                 SQL_EXPORT(" AND c.created_at >= $3::timestamptz"), 3, params);
     else
         rc = fg_pg_exec_prepared(&res, pg, "el_events_export", SQL_EXPORT(""), 2, params);
     if ((rc = since_checked(rc, since)) < 0)
@@ -383,10 +382,11 @@ static int count_events(long long *out, fg_pg_conn *pg, el_project_id project)
     int rc;
 
     snprintf(id, sizeof(id), "%lld", project.value);
-    if ((rc = fg_pg_exec_prepared(&res, pg, "el_events_count",
-                                  "SELECT (SELECT count(*) FROM project WHERE id = $1::bigint),"
-                                  " (SELECT count(*) FROM event WHERE project_id = $1::bigint)",
-                                  1, params)) < 0 ||
+    if ((rc = fg_pg_exec_prepared(
+             &res, pg, "el_events_count",
+             "SELECT (SELECT count(*) FROM project WHERE id = $1::bigint),"
+             " (SELECT count(*) FROM event_commit WHERE project_id = $1::bigint)",
+             1, params)) < 0 ||
         (rc = fg_pg_result_int64(&found, res, 0, 0)) < 0 ||
         (rc = fg_pg_result_int64(&n, res, 0, 1)) < 0)
         goto done;

@@ -436,6 +436,39 @@ static void status_summarise(el_project_status *st)
         st->progress = 99;
 }
 
+/* A project's events per status, read from the partial indexes of event, which between them cover
+ * every status but TRIPLES_STORE (each arm's condition is exactly one index's predicate:
+ * event_ready_generation, event_ready_transformation, event_awaiting_deletion, event_processing,
+ * event_stopped); TRIPLES_STORE is the rest of the project's event_commit rows, every event having
+ * exactly one (migration 0005). So the cost follows the project's unfinished events, and a stored
+ * project costs a count of its keys. One statement, one snapshot: the rest is never negative. */
+#define SQL_STATUS_ARM(PREDICATE)                                                                  \
+    "SELECT e.status FROM event e WHERE e.project_id = $1::bigint AND e.status " PREDICATE
+/* (clang-format would break the arms' literals apart) */
+/* clang-format off */
+#define SQL_UNFINISHED                                                                             \
+    SQL_STATUS_ARM("IN ('NEW', 'GENERATION_RECOVERABLE_FAILURE')")                                 \
+    " UNION ALL "                                                                                  \
+    SQL_STATUS_ARM("IN ('TRIPLES_GENERATED', 'TRANSFORMATION_RECOVERABLE_FAILURE')")               \
+    " UNION ALL "                                                                                  \
+    SQL_STATUS_ARM("= 'AWAITING_DELETION'")                                                        \
+    " UNION ALL "                                                                                  \
+    SQL_STATUS_ARM("IN ('GENERATING_TRIPLES', 'TRANSFORMING_TRIPLES', 'DELETING')")                \
+    " UNION ALL "                                                                                  \
+    SQL_STATUS_ARM("IN ('SKIPPED', 'GENERATION_NON_RECOVERABLE_FAILURE',"                          \
+                   " 'TRANSFORMATION_NON_RECOVERABLE_FAILURE')")
+/* clang-format on */
+#define SQL_STATUS_COUNTS                                                                          \
+    "WITH unfinished AS (" SQL_UNFINISHED "), "                                                    \
+    "counted AS (SELECT u.status::text AS status, count(*) AS n FROM unfinished u"                 \
+    " GROUP BY u.status), "                                                                        \
+    "stored AS (SELECT (SELECT count(*) FROM event_commit c WHERE c.project_id = $1::bigint)"      \
+    " - (SELECT coalesce(sum(n), 0) FROM counted) AS n) "                                          \
+    "SELECT p.first_synced_at IS NOT NULL AND (p.sync_requested_at IS NULL"                        \
+    " OR coalesce(p.sync_answered_at >= p.sync_requested_at, false)), c.status, c.n "              \
+    "FROM project p LEFT JOIN (SELECT status, n FROM counted UNION ALL"                            \
+    " SELECT 'TRIPLES_STORE', s.n FROM stored s WHERE s.n > 0) c ON true WHERE p.id = $1::bigint"
+
 int el_project_status_get(el_project_status *out, fg_pg_conn *pg, el_project_id id)
 {
     char id_text[EL_PROJECT_ID_TEXT_MAX];
@@ -447,16 +480,9 @@ int el_project_status_get(el_project_status *out, fg_pg_conn *pg, el_project_id 
     memset(out, 0, sizeof(*out));
     out->id = id;
     snprintf(id_text, sizeof(id_text), "%lld", id.value);
-    /* one pass over the project's range of event_project_id_sha_key; synced: a sync completed,
-     * and none asked for since is still to complete (migration 0003) */
-    if ((rc = fg_pg_exec_prepared(
-             &res, pg, "el_project_status",
-             "SELECT p.first_synced_at IS NOT NULL AND (p.sync_requested_at IS NULL"
-             " OR coalesce(p.sync_answered_at >= p.sync_requested_at, false)), c.status::text, c.n "
-             "FROM project p"
-             " LEFT JOIN LATERAL (SELECT e.status, count(*) AS n FROM event e"
-             " WHERE e.project_id = p.id GROUP BY e.status) c ON true WHERE p.id = $1::bigint",
-             1, params)) < 0)
+    /* synced: a sync completed, and none asked for since is still to complete (migration
+     * 0003); the counts: SQL_STATUS_COUNTS */
+    if ((rc = fg_pg_exec_prepared(&res, pg, "el_project_status", SQL_STATUS_COUNTS, 1, params)) < 0)
         goto done;
     if ((rows = fg_pg_result_rows(res)) == 0) {
         rc = fg_error_set(FG_ENOTFOUND, "no project %lld", id.value);
@@ -525,8 +551,10 @@ static int remove_once(el_project *out, bool *out_retry, fg_pg_conn *pg, const c
      * foreign key); a re-provision of it would not. */
     if ((rc = fg_pg_exec_prepared(NULL, pg, "el_project_log_removal",
                                   "INSERT INTO status_log (event_id, project_id, from_status,"
-                                  " to_status, cause) SELECT id, project_id, status, NULL,"
-                                  " 'PROJECT_REMOVED' FROM event WHERE project_id = $1::bigint",
+                                  " to_status, cause) SELECT e.id, e.project_id, e.status, NULL,"
+                                  " 'PROJECT_REMOVED' FROM event_commit c"
+                                  " JOIN event e ON e.id = c.event_id"
+                                  " WHERE c.project_id = $1::bigint",
                                   1, params)) < 0 ||
         (rc = fg_pg_exec_prepared(NULL, pg, "el_project_drop_requests",
                                   "DELETE FROM project_request WHERE project_id = $1::bigint"

@@ -97,13 +97,13 @@ static const schedule_info schedules[EL_SCHEDULE_COUNT] = {
 
 /* What commit-sync is told event-log knows: events on their way out are not known any more. */
 #define SQL_LATEST                                                                                 \
-    "SELECT e.sha FROM event e WHERE e.project_id = $1::bigint"                                    \
-    " AND e.status NOT IN ('AWAITING_DELETION', 'DELETING')"                                       \
-    " ORDER BY e.event_date DESC, e.id DESC LIMIT $2::bigint"
+    "SELECT c.sha FROM event_commit c JOIN event e ON e.id = c.event_id"                           \
+    " WHERE c.project_id = $1::bigint AND e.status NOT IN ('AWAITING_DELETION', 'DELETING')"       \
+    " ORDER BY c.event_date DESC, c.event_id DESC LIMIT $2::bigint"
 
 #define SQL_COUNT                                                                                  \
-    "SELECT count(*) FROM event e WHERE e.project_id = $1::bigint"                                 \
-    " AND e.status NOT IN ('AWAITING_DELETION', 'DELETING')"
+    "SELECT count(*) FROM event_commit c JOIN event e ON e.id = c.event_id"                        \
+    " WHERE c.project_id = $1::bigint AND e.status NOT IN ('AWAITING_DELETION', 'DELETING')"
 
 #define SQL_PRUNE                                                                                  \
     "DELETE FROM processed_message WHERE id IN (SELECT m.id FROM processed_message m"              \

@@ -150,7 +150,7 @@ static void test_el_change__every_legal_transition_is_applied_and_logged(void **
                 id = new_event(project, sha, (el_status)f);
                 el_testdb_exec(pg,
                                "INSERT INTO event_body (event_id, body) "
-                               "SELECT id, '{}' FROM event WHERE sha = $1",
+                               "SELECT event_id, '{}' FROM event_commit WHERE sha = $1",
                                1, (const char *const[]){sha});
                 snprintf(message, sizeof(message), "why %d-%d-%d", f, t, c);
                 r = apply_one(project, sha, (el_status)t, (el_cause)c, message);

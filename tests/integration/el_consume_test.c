@@ -191,10 +191,11 @@ static void test_el_consume__same_creation_twice_gives_one_event(void **state)
                      2);
     assert_true(fg_metric_value(ctx.m.created) == created + 3);
     /* the stored body is the commit as sent, and the date its committer time */
-    assert_int_equal(project_int("SELECT count(*) FROM event e JOIN event_body b ON b.event_id = "
-                                 "e.id WHERE e.project_id = $1 AND b.body::jsonb->>'sha' = e.sha "
+    assert_int_equal(project_int("SELECT count(*) FROM event e JOIN event_commit c ON c.event_id = "
+                                 "e.id JOIN event_body b ON b.event_id = e.id WHERE e.project_id = "
+                                 "$1 AND b.body::jsonb->>'sha' = c.sha "
                                  "AND b.body::jsonb->'author'->>'name' = 'Ada \"Quote\" Lovelace' "
-                                 "AND e.event_date = '2024-01-01T00:00:00+01:00'",
+                                 "AND c.event_date = '2024-01-01T00:00:00+01:00'",
                                  project),
                      1);
     assert_int_equal(project_int("SELECT count(*) FROM project WHERE id = $1 AND "
@@ -398,7 +399,8 @@ static long long delay_s(long long project, const char *sha)
     snprintf(id, sizeof(id), "%lld", project);
     return el_testdb_int(pg,
                          "SELECT round(extract(epoch FROM execution_date - now()))::bigint "
-                         "FROM event WHERE project_id = $1 AND sha = $2",
+                         "FROM event e JOIN event_commit c ON c.event_id = e.id "
+                         "WHERE e.project_id = $1 AND c.sha = $2",
                          2, (const char *const[]){id, sha});
 }
 
@@ -677,7 +679,7 @@ static bool has_arrived(void *payload)
 {
     arrival *a = payload;
 
-    return el_testdb_int(a->pg, "SELECT count(*) FROM event WHERE sha = $1", 1,
+    return el_testdb_int(a->pg, "SELECT count(*) FROM event_commit WHERE sha = $1", 1,
                          (const char *const[]){a->sha}) > 0;
 }
 

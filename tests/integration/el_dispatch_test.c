@@ -51,11 +51,14 @@
 /* n NEW events of project $1 with bodies and their CREATION rows in status_log, shas made as
  * el_testdb_sha($2, 1..n). */
 #define SQL_SEED                                                                                   \
-    "WITH ins AS (INSERT INTO event (project_id, sha, status, event_date)"                         \
-    " SELECT $1::bigint, lpad(to_hex($2::bigint), 20, '0') || lpad(to_hex(g), 20, '0'), 'NEW',"    \
-    " now() - g * interval '1 second' FROM generate_series(1, $3::bigint) g"                       \
-    " RETURNING id, project_id, sha),"                                                             \
-    " bodies AS (INSERT INTO event_body (event_id, body) SELECT id, " SQL_BODY " FROM ins)"        \
+    "WITH n AS (SELECT nextval('event_id_seq') id, $1::bigint project_id,"                         \
+    " lpad(to_hex($2::bigint), 20, '0') || lpad(to_hex(g), 20, '0') sha,"                          \
+    " now() - g * interval '1 second' event_date FROM generate_series(1, $3::bigint) g),"          \
+    " ins AS (INSERT INTO event (id, project_id, status) SELECT id, project_id, 'NEW' FROM n"      \
+    " RETURNING id, project_id),"                                                                  \
+    " c AS (INSERT INTO event_commit (event_id, project_id, sha, event_date)"                      \
+    " SELECT id, project_id, sha, event_date FROM n),"                                             \
+    " bodies AS (INSERT INTO event_body (event_id, body) SELECT id, " SQL_BODY " FROM n)"          \
     " INSERT INTO status_log (event_id, project_id, from_status, to_status, cause)"                \
     " SELECT id, project_id, NULL, 'NEW', 'CREATION' FROM ins"
 
@@ -371,11 +374,12 @@ static const char *statuses(fixture *fx)
     free(t);
     t = el_testdb_text(
         fx->pg,
-        "SELECT e.sha || ': ' || string_agg(coalesce(l.from_status::text, '-') || '>'"
+        "SELECT c.sha || ': ' || string_agg(coalesce(l.from_status::text, '-') || '>'"
         " || coalesce(l.to_status::text, '-') || ' ' || l.cause || ' @'"
         " || to_char(l.at, 'SS.US'), ', ' ORDER BY l.id) FROM event e"
+        " JOIN event_commit c ON c.event_id = e.id"
         " JOIN status_log l ON l.event_id = e.id WHERE e.id = (SELECT min(id)"
-        " FROM event WHERE status <> 'TRIPLES_STORE') GROUP BY e.sha",
+        " FROM event WHERE status <> 'TRIPLES_STORE') GROUP BY c.sha",
         0, NULL);
     snprintf(text + strlen(text), sizeof(text) - strlen(text), "; first unfinished: %s", t);
     free(t);
@@ -387,7 +391,7 @@ static fg_pg_result *all_shas(fixture *fx)
 {
     fg_pg_result *res = NULL;
 
-    if (fg_pg_exec(&res, fx->pg, "SELECT sha FROM event ORDER BY id", 0, NULL) < 0)
+    if (fg_pg_exec(&res, fx->pg, "SELECT sha FROM event_commit ORDER BY event_id", 0, NULL) < 0)
         fail_msg("shas: %s", fg_error_last());
     return res;
 }
@@ -484,12 +488,13 @@ static int group_teardown(void **state)
 
 /* Per event: DISPATCH rows into generation and upload, and ZOMBIE rows out of them. */
 #define SQL_DISPATCH_HISTORY                                                                       \
-    "SELECT e.sha,"                                                                                \
+    "SELECT c.sha,"                                                                                \
     " count(*) FILTER (WHERE l.cause = 'DISPATCH' AND l.to_status = 'GENERATING_TRIPLES'),"        \
     " count(*) FILTER (WHERE l.cause = 'ZOMBIE' AND l.from_status = 'GENERATING_TRIPLES'),"        \
     " count(*) FILTER (WHERE l.cause = 'DISPATCH' AND l.to_status = 'TRANSFORMING_TRIPLES'),"      \
     " count(*) FILTER (WHERE l.cause = 'ZOMBIE' AND l.from_status = 'TRANSFORMING_TRIPLES')"       \
-    " FROM event e JOIN status_log l ON l.event_id = e.id GROUP BY e.sha"
+    " FROM event e JOIN event_commit c ON c.event_id = e.id"                                       \
+    " JOIN status_log l ON l.event_id = e.id GROUP BY c.sha"
 
 static void test_el_dispatch__two_processes_never_dispatch_an_event_twice(void **state)
 {
@@ -636,7 +641,8 @@ static void test_el_dispatch__killed_consumer_work_is_redispatched_after_the_tim
         assert_int_equal(el_harness_deliveries(tg, FG_PROTO_AWAITING_GENERATION, lost[i]), 1);
         assert_int_equal(el_testdb_int(fx->pg,
                                        "SELECT count(*) FROM status_log l JOIN event e"
-                                       " ON e.id = l.event_id WHERE e.sha = $1"
+                                       " ON e.id = l.event_id JOIN event_commit c"
+                                       " ON c.event_id = e.id WHERE c.sha = $1"
                                        " AND l.cause = 'ZOMBIE'",
                                        1, params),
                          1);
@@ -645,7 +651,7 @@ static void test_el_dispatch__killed_consumer_work_is_redispatched_after_the_tim
                                   " WHERE l.event_id = e.id AND l.cause = 'ZOMBIE') - (SELECT"
                                   " min(l.at) FROM status_log l WHERE l.event_id = e.id AND"
                                   " l.cause = 'DISPATCH')) * 1000)::bigint FROM event e"
-                                  " WHERE e.sha = $1",
+                                  " JOIN event_commit c ON c.event_id = e.id WHERE c.sha = $1",
                                   1, params) >= 3000);
     }
     /* every event went through the live consumer once, and none reached TRIPLES_STORE twice */
@@ -768,8 +774,8 @@ static char *project_shas(fixture *fx, long long project, const char *order)
 
     snprintf(id, sizeof(id), "%lld", project);
     snprintf(sql, sizeof(sql),
-             "SELECT coalesce(array_agg(sha ORDER BY %s)::text, '{}') FROM event"
-             " WHERE project_id = $1",
+             "SELECT coalesce(array_agg(sha ORDER BY %s)::text, '{}') FROM event e"
+             " JOIN event_commit c ON c.event_id = e.id WHERE e.project_id = $1",
              order);
     return el_testdb_text(fx->pg, sql, 1, params);
 }

@@ -150,7 +150,7 @@ static void test_el_rebuild__reports_and_repairs_what_the_log_knows(void **state
     el_testdb_creation(&msg, NULL, project, ptrs, 5, false);
     consume(&msg);
     for (int i = 0; i < 5; i++)
-        ids[i] = el_testdb_int(pg, "SELECT id FROM event WHERE sha = $1", 1,
+        ids[i] = el_testdb_int(pg, "SELECT event_id FROM event_commit WHERE sha = $1", 1,
                                (const char *const[]){shas[i]});
     dispatch(project, EL_STATUS_GENERATING_TRIPLES, ptrs, 2);
     /* damage: ids[0] back to NEW (logged GENERATING_TRIPLES), ids[4] on to TRIPLES_STORE

@@ -112,8 +112,10 @@ long long el_testdb_event(fg_pg_conn *pg, long long project, const char *sha, el
 
     snprintf(id, sizeof(id), "%lld", project);
     return el_testdb_int(pg,
-                         "INSERT INTO event (project_id, sha, status, event_date) "
-                         "VALUES ($1, $2, $3::event_status, now()) RETURNING id",
+                         "WITH ins AS (INSERT INTO event (project_id, status) "
+                         "VALUES ($1, $3::event_status) RETURNING id, project_id) "
+                         "INSERT INTO event_commit (event_id, project_id, sha, event_date) "
+                         "SELECT id, project_id, $2, now() FROM ins RETURNING event_id",
                          3, params);
 }
 
