@@ -58,18 +58,29 @@
     " e.ctid = n.tid AND e.id = n.id AND e.status = n.status"                                      \
     " AND n.status = ANY($2::text::event_status[])"
 
-#define SQL_UPDATE                                                                                 \
+#define SQL_UPDATE_SETTING(PAYLOAD)                                                                \
     "moved AS ("                                                                                   \
     " UPDATE event e SET status = $5::event_status,"                                               \
     " execution_date = now() + $6::bigint * interval '1 millisecond',"                             \
     " attempts = CASE WHEN $7::integer < 0 THEN 0 ELSE e.attempts + $7::integer END,"              \
-    " message = $4::text,"                                                                         \
-    " payload_id = CASE WHEN $8::bigint IS NULL THEN e.payload_id"                                 \
-    " WHEN $8::bigint = 0 THEN NULL ELSE $8::bigint END"                                           \
-    " FROM named n WHERE" SQL_MOVABLE " RETURNING e.id, n.status AS from_status), "                \
+    " message = $4::text, payload_id = " PAYLOAD " FROM named n WHERE" SQL_MOVABLE                 \
+    " RETURNING e.id, n.status AS from_status), "                                                  \
     "logged AS ("                                                                                  \
     " INSERT INTO status_log (event_id, project_id, from_status, to_status, cause, message)"       \
     " SELECT m.id, $1, m.from_status, $5::event_status, $3::text, $4::text FROM moved m) "
+
+/* $8: NULL keeps the event's payload, 0 clears it, else the payload row to take. */
+#define SQL_UPDATE                                                                                 \
+    SQL_UPDATE_SETTING("CASE WHEN $8::bigint IS NULL THEN e.payload_id"                            \
+                       " WHEN $8::bigint = 0 THEN NULL ELSE $8::bigint END")
+
+/* $8: the payload in base64, stored when an event is in a legal source (named locked them: those
+ * move), so a stale or redelivered reply stores nothing; one round trip for the reply instead of
+ * an insert and then the change. */
+#define SQL_STORE                                                                                  \
+    "stored AS (INSERT INTO payload (project_id, data) SELECT $1, decode($8::text, 'base64')"      \
+    " WHERE EXISTS (SELECT 1 FROM named n WHERE n.status = ANY($2::text::event_status[]))"         \
+    " RETURNING id), " SQL_UPDATE_SETTING("(SELECT s.id FROM stored s)")
 
 #define SQL_DELETE                                                                                 \
     "moved AS ("                                                                                   \
@@ -119,7 +130,7 @@
 
 typedef enum { SEL_SHA, SEL_ID, SEL_PROJECT } selection;
 
-typedef enum { FORM_UPDATE, FORM_DELETE } form;
+typedef enum { FORM_UPDATE, FORM_DELETE, FORM_STORE, FORM_COUNT } form;
 
 typedef struct {
     const char *name;
@@ -132,31 +143,36 @@ typedef struct {
 #define SQL_BY_ID(NAMES)                                                                           \
     SQL_NAMED("event e", "e.project_id + 0 = $1 AND e.id = ANY(" NAMES "::text::bigint[])")
 
-/* [selection][form] */
-static const statement statements[3][2] = {
+/* [selection][form]; a whole project never stores a payload (check_change) */
+static const statement statements[3][FORM_COUNT] = {
     {
         {"el_change_sha", SQL_BY_SHA("$9") SQL_UPDATE SQL_NAMED_RESULT},
         {"el_change_sha_delete", SQL_BY_SHA("$5") SQL_DELETE SQL_NAMED_RESULT},
+        {"el_change_sha_store", SQL_BY_SHA("$9") SQL_STORE SQL_NAMED_RESULT},
     },
     {
         {"el_change_id", SQL_BY_ID("$9") SQL_UPDATE SQL_NAMED_RESULT},
         {"el_change_id_delete", SQL_BY_ID("$5") SQL_DELETE SQL_NAMED_RESULT},
+        {"el_change_id_store", SQL_BY_ID("$9") SQL_STORE SQL_NAMED_RESULT},
     },
     {
         {"el_change_project", SQL_WHOLE_PROJECT SQL_UPDATE SQL_PROJECT_RESULT},
         {"el_change_project_delete", SQL_WHOLE_PROJECT SQL_DELETE SQL_PROJECT_RESULT},
+        {NULL, NULL},
     },
 };
 
 /* [selection][form] for one named event */
-static const statement one_statements[2][2] = {
+static const statement one_statements[2][FORM_COUNT] = {
     {
         {"el_change_sha1", SQL_ONE_BY_SHA("$9") SQL_UPDATE SQL_ONE_RESULT},
         {"el_change_sha1_delete", SQL_ONE_BY_SHA("$5") SQL_DELETE SQL_ONE_RESULT},
+        {"el_change_sha1_store", SQL_ONE_BY_SHA("$9") SQL_STORE SQL_ONE_RESULT},
     },
     {
         {"el_change_id1", SQL_ONE_BY_ID("$9") SQL_UPDATE SQL_ONE_RESULT},
         {"el_change_id1_delete", SQL_ONE_BY_ID("$5") SQL_DELETE SQL_ONE_RESULT},
+        {"el_change_id1_store", SQL_ONE_BY_ID("$9") SQL_STORE SQL_ONE_RESULT},
     },
 };
 
@@ -195,6 +211,10 @@ static int check_change(const el_change *c, selection *out)
         return fg_error_set(FG_EINVALID, "el_change: a count without its array");
     if (c->delay_ms < 0 || c->payload_id < 0)
         return fg_error_set(FG_EINVALID, "el_change: negative delay or payload id");
+    if (c->payload_base64 != NULL &&
+        (c->payload_id > 0 || c->whole_project || c->to == EL_STATUS_DELETED))
+        return fg_error_set(FG_EINVALID, "el_change: a payload to store is for named events "
+                                         "that stay, without a payload id");
     for (size_t i = 0; i < c->nonly_from; i++) {
         if ((unsigned)c->only_from[i] >= EL_STATUS_COUNT)
             return fg_error_set(FG_EINVALID, "el_change: bad status in only_from");
@@ -451,7 +471,7 @@ int el_change_apply(el_change_result *out, fg_pg_conn *pg, const el_change *chan
         goto done;
     deleting = change->to == EL_STATUS_DELETED;
     payload_id = deleting ? NULL : payload_param(change, payload);
-    f = deleting ? FORM_DELETE : FORM_UPDATE;
+    f = deleting ? FORM_DELETE : change->payload_base64 != NULL ? FORM_STORE : FORM_UPDATE;
     one = sel != SEL_PROJECT && change->nshas + change->nids == 1;
     st = one ? &one_statements[sel][f] : &statements[sel][f];
     if (one && sel == SEL_ID)
@@ -467,7 +487,7 @@ int el_change_apply(el_change_result *out, fg_pg_conn *pg, const el_change *chan
         params[4] = el_status_name(change->to);
         params[5] = delay;
         params[6] = attempts_param(change);
-        params[7] = payload_id;
+        params[7] = f == FORM_STORE ? change->payload_base64 : payload_id;
         nparams = 8;
     }
     if (one)

@@ -43,7 +43,12 @@ typedef struct {
     size_t nonly_from;
     const char *message;  /* kept on the event (failures); NULL clears it */
     long long delay_ms;   /* execution_date = now + delay (recoverable failures, backoff) */
-    long long payload_id; /* ToTriplesGenerated: the batch's payload row; 0: none */
+    long long payload_id; /* the payload row the events take (replay); 0: none */
+    /* ToTriplesGenerated: the batch's gzip'd N-Triples in base64, stored as a payload row by the
+     * change itself when an event moves (none when nothing moves), and taken by the events that
+     * move. Not with payload_id, nor for a whole project. Not base64: the database refuses the
+     * change when an event would move (a data error, SQLSTATE class 22: FG_EINVALID). */
+    const char *payload_base64;
 } el_change;
 
 typedef struct {

@@ -116,40 +116,6 @@ static int apply(effect *e, fg_pg_conn *pg, const el_change *c)
     return 0;
 }
 
-/* The batch's payload row, decoded by the server from the message's base64; 0 when the project
- * is gone. A payload that is not base64 is a data error (class 22): the message is parked. */
-static int store_payload(long long *out, fg_pg_conn *pg, const fg_proto_msg *msg)
-{
-    char project[EL_CONSUME_NUM_MAX];
-    const char *params[2] = {project, fg_proto_msg_get_string(msg, "payload")};
-    fg_pg_result *res = NULL;
-    int64_t id = 0;
-    int rc;
-
-    put_id(project, msg->project.id);
-    if (params[1] == NULL)
-        return fg_error_set(FG_EINVALID, "ToTriplesGenerated without payload");
-    rc = fg_pg_exec_prepared(&res, pg, "el_consume_payload",
-                             "INSERT INTO payload (project_id, data) SELECT id, "
-                             "decode($2, 'base64') FROM project WHERE id = $1 RETURNING id",
-                             2, params);
-    if (rc == 0 && fg_pg_result_rows(res) == 1)
-        rc = fg_pg_result_int64(&id, res, 0, 0);
-    fg_pg_result_free(res);
-    *out = (long long)id;
-    return rc;
-}
-
-static int drop_payload(fg_pg_conn *pg, long long id)
-{
-    char param[EL_CONSUME_NUM_MAX];
-    const char *params[1] = {param};
-
-    put_id(param, id);
-    return fg_pg_exec_prepared(NULL, pg, "el_consume_drop_payload",
-                               "DELETE FROM payload WHERE id = $1", 1, params);
-}
-
 /* The highest attempt count among the named events: the exponent of the batch's backoff. */
 static int max_attempts(long long *out, fg_pg_conn *pg, const el_change *c)
 {
@@ -199,20 +165,15 @@ static int to_failure(effect *e, fg_pg_conn *pg, const el_context *ctx, el_chang
     return apply(e, pg, c);
 }
 
+/* The payload is stored by the change itself, when an event moves (el_change.h): a stale or
+ * redelivered reply stores none, a project that is gone has no events to move. A payload that is
+ * not base64 is a data error (class 22): the message is parked. */
 static int to_triples_generated(effect *e, fg_pg_conn *pg, el_change *c, const fg_proto_msg *msg)
 {
-    int rc;
-
-    if ((rc = store_payload(&c->payload_id, pg, msg)) < 0)
-        return rc;
-    if (c->payload_id == 0)
-        return apply(e, pg, c); /* project gone: every event counts as missing */
-    if ((rc = apply(e, pg, c)) < 0)
-        return rc;
-    /* a reply that moved nothing (stale, or redelivered under another id) keeps no payload */
-    if (e->change.applied == 0)
-        return drop_payload(pg, c->payload_id);
-    return 0;
+    c->payload_base64 = fg_proto_msg_get_string(msg, "payload");
+    if (c->payload_base64 == NULL)
+        return fg_error_set(FG_EINVALID, "ToTriplesGenerated without payload");
+    return apply(e, pg, c);
 }
 
 /* AllEventsToNew: ProjectEventsToNew for every project, in this one transaction. */

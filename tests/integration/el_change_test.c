@@ -411,6 +411,58 @@ static void test_el_change__payload_lives_until_the_batch_is_stored(void **state
     assert_int_equal(event_int("SELECT count(*) FROM payload WHERE id = $1", payload), 0);
 }
 
+/* ToTriplesGenerated stores its payload in the change itself (el_change.payload_base64): one row
+ * for the events that move, none when nothing moves, and a payload that is not base64 refuses the
+ * whole change (a data error: the consumer parks the message). Both statement forms: several
+ * events, and one. */
+static void test_el_change__a_reply_stores_its_payload_when_events_move(void **state)
+{
+    static const char gzip_base64[] = "H4sIAAAAAAAAAwMAAAAAAAAAAAA=";
+    long long project = new_project("store-payload"), lone;
+    char s[4][41], pid[24];
+    const char *shas[3] = {s[0], s[1], s[2]}, *one[1] = {s[3]};
+    el_change c = change_of(project, EL_STATUS_TRIPLES_GENERATED, EL_CAUSE_TO_TRIPLES_GENERATED);
+    el_change_result r;
+    (void)state;
+
+    (void)new_event(project, s[0], EL_STATUS_GENERATING_TRIPLES);
+    (void)new_event(project, s[1], EL_STATUS_GENERATING_TRIPLES);
+    (void)new_event(project, s[2], EL_STATUS_TRIPLES_STORE);
+    lone = new_event(project, s[3], EL_STATUS_GENERATING_TRIPLES);
+    snprintf(pid, sizeof(pid), "%lld", project);
+    c.shas = shas;
+    c.nshas = 3;
+    c.payload_base64 = gzip_base64;
+    r = apply(&c);
+    assert_int_equal(r.applied, 2);
+    assert_int_equal(el_testdb_int(pg,
+                                   "SELECT count(*) FROM payload p WHERE p.project_id = $1 AND"
+                                   " substr(p.data, 1, 2) = '\\x1f8b'::bytea AND (SELECT count(*)"
+                                   " FROM event e WHERE e.payload_id = p.id) = 2",
+                                   1, (const char *const[]){pid}),
+                     1);
+    r = apply(&c); /* nothing can move now: no second payload */
+    assert_int_equal(r.applied, 0);
+    assert_int_equal(el_testdb_int(pg, "SELECT count(*) FROM payload WHERE project_id = $1", 1,
+                                   (const char *const[]){pid}),
+                     1);
+
+    c.shas = one;
+    c.nshas = 1;
+    c.payload_base64 = "not base64!";
+    assert_int_equal(el_change_apply(&r, pg, &c), FG_EINVALID);
+    assert_status(lone, "GENERATING_TRIPLES");
+    c.payload_base64 = gzip_base64;
+    c.payload_id = 1; /* a payload to store, and one to take: which? */
+    assert_int_equal(el_change_apply(&r, pg, &c), FG_EINVALID);
+    c.payload_id = 0;
+    assert_int_equal(apply(&c).applied, 1);
+    assert_int_equal(el_testdb_int(pg, "SELECT count(*) FROM payload WHERE project_id = $1", 1,
+                                   (const char *const[]){pid}),
+                     2);
+    assert_status(lone, "TRIPLES_GENERATED");
+}
+
 /* CleanUpDone deletes the DELETING events and their bodies, logging to_status NULL; an event of
  * the batch that is not DELETING is a stale reply and stays. */
 static void test_el_change__clean_up_done_deletes_events_and_bodies(void **state)
@@ -641,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_el_change__ids_of_another_project_are_missing),
         cmocka_unit_test(test_el_change__failure_sets_delay_attempts_message),
         cmocka_unit_test(test_el_change__payload_lives_until_the_batch_is_stored),
+        cmocka_unit_test(test_el_change__a_reply_stores_its_payload_when_events_move),
         cmocka_unit_test(test_el_change__clean_up_done_deletes_events_and_bodies),
         cmocka_unit_test(test_el_change__whole_project_moves_only_legal_sources),
         cmocka_unit_test(test_el_change__malformed_changes_are_refused),
