@@ -6,6 +6,7 @@
 #ifndef EL_CONTEXT_H
 #define EL_CONTEXT_H
 
+#include "el_status.h"
 #include "fg/metrics.h"
 #include "fg/service.h"
 
@@ -38,6 +39,9 @@ typedef struct {
     fg_metric *zombies;          /* fg_el_zombies_chased_total */
     fg_metric *dispatch_seconds; /* fg_el_dispatch_duration_seconds histogram */
     fg_metric *created;          /* fg_el_events_created_total */
+    /* fg_el_events{status}: events per status, over every project, refreshed by the tick;
+     * indexed by el_status (NONE and DELETED: NULL) */
+    fg_metric *events[EL_STATUS_COUNT];
 } el_metrics;
 
 typedef struct {

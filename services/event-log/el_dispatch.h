@@ -155,6 +155,7 @@ typedef enum {
     EL_TICK_PROJECT_SYNC,
     EL_TICK_PRUNE,
     EL_TICK_PAYLOADS,
+    EL_TICK_GAUGES,
     EL_TICK_PART_COUNT
 } el_tick_part;
 

@@ -442,32 +442,75 @@ static void status_summarise(el_project_status *st)
  * event_stopped); TRIPLES_STORE is the rest of the project's event_commit rows, every event having
  * exactly one (migration 0005). So the cost follows the project's unfinished events, and a stored
  * project costs a count of its keys. One statement, one snapshot: the rest is never negative. */
-#define SQL_STATUS_ARM(PREDICATE)                                                                  \
-    "SELECT e.status FROM event e WHERE e.project_id = $1::bigint AND e.status " PREDICATE
+#define SQL_STATUS_ARM(WHERE, PREDICATE)                                                           \
+    "SELECT e.status FROM event e WHERE " WHERE "e.status " PREDICATE
 /* (clang-format would break the arms' literals apart) */
 /* clang-format off */
-#define SQL_UNFINISHED                                                                             \
-    SQL_STATUS_ARM("IN ('NEW', 'GENERATION_RECOVERABLE_FAILURE')")                                 \
+#define SQL_UNFINISHED(WHERE)                                                                      \
+    SQL_STATUS_ARM(WHERE, "IN ('NEW', 'GENERATION_RECOVERABLE_FAILURE')")                          \
     " UNION ALL "                                                                                  \
-    SQL_STATUS_ARM("IN ('TRIPLES_GENERATED', 'TRANSFORMATION_RECOVERABLE_FAILURE')")               \
+    SQL_STATUS_ARM(WHERE, "IN ('TRIPLES_GENERATED', 'TRANSFORMATION_RECOVERABLE_FAILURE')")        \
     " UNION ALL "                                                                                  \
-    SQL_STATUS_ARM("= 'AWAITING_DELETION'")                                                        \
+    SQL_STATUS_ARM(WHERE, "= 'AWAITING_DELETION'")                                                 \
     " UNION ALL "                                                                                  \
-    SQL_STATUS_ARM("IN ('GENERATING_TRIPLES', 'TRANSFORMING_TRIPLES', 'DELETING')")                \
+    SQL_STATUS_ARM(WHERE, "IN ('GENERATING_TRIPLES', 'TRANSFORMING_TRIPLES', 'DELETING')")         \
     " UNION ALL "                                                                                  \
-    SQL_STATUS_ARM("IN ('SKIPPED', 'GENERATION_NON_RECOVERABLE_FAILURE',"                          \
-                   " 'TRANSFORMATION_NON_RECOVERABLE_FAILURE')")
-/* clang-format on */
-#define SQL_STATUS_COUNTS                                                                          \
-    "WITH unfinished AS (" SQL_UNFINISHED "), "                                                    \
+    SQL_STATUS_ARM(WHERE, "IN ('SKIPPED', 'GENERATION_NON_RECOVERABLE_FAILURE',"                   \
+                          " 'TRANSFORMATION_NON_RECOVERABLE_FAILURE')")
+
+/* Every project's events per status, the same way (SQL_STATUS_COUNTS): the unfinished ones from
+ * the partial indexes, TRIPLES_STORE as the rest of event_commit. */
+#define SQL_ALL_STATUS_COUNTS                                                                      \
+    "WITH unfinished AS (" SQL_UNFINISHED("") "), "                                                \
     "counted AS (SELECT u.status::text AS status, count(*) AS n FROM unfinished u"                 \
-    " GROUP BY u.status), "                                                                        \
-    "stored AS (SELECT (SELECT count(*) FROM event_commit c WHERE c.project_id = $1::bigint)"      \
-    " - (SELECT coalesce(sum(n), 0) FROM counted) AS n) "                                          \
-    "SELECT p.first_synced_at IS NOT NULL AND (p.sync_requested_at IS NULL"                        \
-    " OR coalesce(p.sync_answered_at >= p.sync_requested_at, false)), c.status, c.n "              \
-    "FROM project p LEFT JOIN (SELECT status, n FROM counted UNION ALL"                            \
-    " SELECT 'TRIPLES_STORE', s.n FROM stored s WHERE s.n > 0) c ON true WHERE p.id = $1::bigint"
+    " GROUP BY u.status) "                                                                         \
+    "SELECT status, n FROM counted UNION ALL SELECT 'TRIPLES_STORE',"                              \
+    " (SELECT count(*) FROM event_commit) - (SELECT coalesce(sum(n), 0) FROM counted)"
+
+int el_project_count_events(long long out[EL_STATUS_COUNT], fg_pg_conn *pg)
+{
+    fg_pg_result *res = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(long long) * EL_STATUS_COUNT);
+    if ((rc = fg_pg_exec_prepared(&res, pg, "el_project_count_events", SQL_ALL_STATUS_COUNTS, 0,
+                                  NULL)) < 0)
+        goto done;
+    for (size_t i = 0; i < fg_pg_result_rows(res); i++) {
+        const char *name = fg_pg_result_text(res, i, 0);
+        el_status s;
+        int64_t n;
+
+        if (name == NULL || !el_status_parse(&s, name) || fg_pg_result_int64(&n, res, i, 1) < 0) {
+            rc = fg_error_set(FG_ERROR, "unexpected status row from the database");
+            goto done;
+        }
+        out[s] = n > 0 ? (long long)n : 0;
+    }
+    rc = 0;
+done:
+    fg_pg_result_free(res);
+    return rc;
+}
+
+/* clang-format on */
+#define SQL_PROJECT_FILTER "e.project_id = $1::bigint AND "
+#define SQL_STATUS_COUNTS                                                                          \
+    "WITH unfinished AS (" SQL_UNFINISHED(                                                         \
+        SQL_PROJECT_FILTER) "), "                                                                  \
+                            "counted AS (SELECT u.status::text AS status, count(*) AS n FROM "     \
+                            "unfinished u"                                                         \
+                            " GROUP BY u.status), "                                                \
+                            "stored AS (SELECT (SELECT count(*) FROM event_commit c WHERE "        \
+                            "c.project_id = $1::bigint)"                                           \
+                            " - (SELECT coalesce(sum(n), 0) FROM counted) AS n) "                  \
+                            "SELECT p.first_synced_at IS NOT NULL AND (p.sync_requested_at IS "    \
+                            "NULL"                                                                 \
+                            " OR coalesce(p.sync_answered_at >= p.sync_requested_at, false)), "    \
+                            "c.status, c.n "                                                       \
+                            "FROM project p LEFT JOIN (SELECT status, n FROM counted UNION ALL"    \
+                            " SELECT 'TRIPLES_STORE', s.n FROM stored s WHERE s.n > 0) c ON true " \
+                            "WHERE p.id = $1::bigint"
 
 int el_project_status_get(el_project_status *out, fg_pg_conn *pg, el_project_id id)
 {

@@ -98,6 +98,10 @@ typedef struct {
 /* Counts the project's events by status in one statement. FG_ENOTFOUND: no such project. */
 int el_project_status_get(el_project_status *out, fg_pg_conn *pg, el_project_id id) FG_MUST_CHECK;
 
+/* Every project's events per status into out (indexed by el_status; NONE and DELETED stay 0):
+ * what the fg_el_events gauge shows. */
+int el_project_count_events(long long out[EL_STATUS_COUNT], fg_pg_conn *pg) FG_MUST_CHECK;
+
 /* {"id","total","byStatus":{every status: count},"done","progress","synced","failed"} */
 int el_project_status_put_json(fg_buf *out, const el_project_status *st) FG_MUST_CHECK;
 

@@ -89,6 +89,14 @@ static int register_metrics(el_context *ctx)
         (rc = fg_metrics_counter(&m->created, ctx->metrics, "fg_el_events_created_total",
                                  "events created from CREATION", NULL)) < 0)
         return rc;
+    for (int s = EL_STATUS_NEW; s < EL_STATUS_DELETED; s++) {
+        const char *labels[] = {"status", el_status_name((el_status)s), NULL};
+
+        if ((rc = fg_metrics_gauge(&m->events[s], ctx->metrics, "fg_el_events",
+                                   "events per status over every project, refreshed every 10 s",
+                                   labels)) < 0)
+            return rc;
+    }
     return fg_metrics_histogram(&m->dispatch_seconds, ctx->metrics,
                                 "fg_el_dispatch_duration_seconds",
                                 "time to claim and publish one dispatched batch", NULL,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "el_change.h"
+#include "el_project.h"
 #include "fg/amqp.h"
 #include "fg/http_client.h"
 #include "fg/pg.h"
@@ -598,6 +599,53 @@ static void test_el_api__status_counts_every_status(void **state)
     answer_dispose(&a);
 }
 
+/* fg_el_events{status} as /metrics shows it, -1 when the line is not there. */
+static double gauge(const char *status)
+{
+    answer a;
+    char line[128];
+    const char *at;
+    double v = -1;
+
+    assert_int_equal(call(&a, "GET", "/metrics", NULL), 200);
+    snprintf(line, sizeof(line), "\nfg_el_events{status=\"%s\"} ", status);
+    if ((at = strstr(a.body.ptr, line)) != NULL)
+        v = strtod(at + strlen(line), NULL);
+    answer_dispose(&a);
+    return v;
+}
+
+/* The gauge shows what the table holds now (refreshed every 10 s, so polled). */
+static bool gauge_is_current(void *payload)
+{
+    const char *status = payload;
+
+    return gauge(status) ==
+           (double)sql_int("SELECT count(*) FROM event WHERE status = $1::event_status", status,
+                           NULL);
+}
+
+/* The gauge's count (el_project_count_events, the partial indexes and the rest as TRIPLES_STORE)
+ * equals a plain count per status over the whole table, both read in one snapshot; the running
+ * service publishes it (refreshed every 10 s). */
+static void test_el_api__events_per_status_gauge(void **state)
+{
+    long long id = new_project("gauge"), counts[EL_STATUS_COUNT];
+    (void)state;
+
+    (void)add_events(id, 3); /* NEW, not ready before tomorrow */
+    assert_int_equal(fg_pg_exec(NULL, db, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL), 0);
+    assert_int_equal(el_project_count_events(counts, db), 0);
+    for (int s = EL_STATUS_NEW; s < EL_STATUS_DELETED; s++)
+        assert_int_equal(counts[s], sql_int("SELECT count(*) FROM event WHERE status ="
+                                            " $1::event_status",
+                                            el_status_name((el_status)s), NULL));
+    assert_int_equal(fg_pg_commit(db), 0);
+    assert_true(counts[EL_STATUS_NEW] >= 3);
+    assert_true(fg_test_wait_until(gauge_is_current, (void *)"NEW", 15000));
+    assert_true(gauge("NEW") >= 3);
+}
+
 /* ---- tests: events ------------------------------------------------------------------------ */
 
 static void test_el_api__events_pages_with_a_cursor(void **state)
@@ -1172,6 +1220,7 @@ int main(void)
         cmocka_unit_test(test_el_api__fresh_project_is_not_done),
         cmocka_unit_test(test_el_api__status_counts_and_done),
         cmocka_unit_test(test_el_api__status_counts_every_status),
+        cmocka_unit_test(test_el_api__events_per_status_gauge),
         cmocka_unit_test(test_el_api__events_pages_with_a_cursor),
         cmocka_unit_test(test_el_api__event_shows_body_and_history),
         cmocka_unit_test(test_el_api__replay_moves_events_and_logs_them),
