@@ -284,9 +284,11 @@ static void on_remove(fg_http_request *req, void *payload)
     fg_http_respond_text(req, 204, "application/json", "", 0);
 }
 
-/* POST /projects/{id}/reprovision and /sync: a row for the tick, answered 202. */
+/* POST /projects/{id}/reprovision and /sync: a row for the tick, answered 202. make_due (or NULL)
+ * makes the tick's part due at once; it runs after the row is written, or a tick in between would
+ * find nothing, and before the bus thread is woken. */
 static void respond_requested(fg_http_request *req, int (*request)(fg_pg_conn *, el_project_id),
-                              const char *what)
+                              void (*make_due)(void), const char *what)
 {
     el_project_id id;
     fg_buf b;
@@ -297,6 +299,8 @@ static void respond_requested(fg_http_request *req, int (*request)(fg_pg_conn *,
         (rc = fg_buf_printf(&b, "{\"project\":%lld,\"requested\":\"%s\"}", id.value, what)) < 0)
         goto done;
     fg_log_emit(FG_LOG_INFO, FG_LOG_FIELDS(FG_LOG_INT("project", id.value)), "%s requested", what);
+    if (make_due != NULL)
+        make_due();
     fg_service_wake(api.svc);
 done:
     respond_buf(req, 202, rc, &b);
@@ -306,15 +310,13 @@ done:
 static void on_reprovision(fg_http_request *req, void *payload)
 {
     (void)payload;
-    respond_requested(req, el_project_request_reprovision, "REPROVISION");
+    respond_requested(req, el_project_request_reprovision, NULL, "REPROVISION");
 }
 
 static void on_sync(fg_http_request *req, void *payload)
 {
     (void)payload;
-    respond_requested(req, el_project_request_sync, "COMMIT_SYNC");
-    el_dispatch_commit_sync_due(); /* after the row: a tick in between would find nothing */
-    fg_service_wake(api.svc);
+    respond_requested(req, el_project_request_sync, el_dispatch_commit_sync_due, "COMMIT_SYNC");
 }
 
 /* ---- events ----------------------------------------------------------------------------- */
