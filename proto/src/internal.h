@@ -17,9 +17,10 @@ extern const char *const fg_proto__category_names[FG_PROTO_CATEGORY_COUNT + 1];
 extern const char *const fg_proto__sub_category_names[FG_PROTO_SUB_COUNT + 1];
 extern const char *const fg_proto__forge_names[4];
 
-/* Checks that len bytes are one strict RFC 8259 JSON object in valid UTF-8, nested at most
- * FG_PROTO_DEPTH_MAX deep, without NaN/Infinity, lone surrogate escapes or U+0000 in a member
- * name. FG_EINVALID with "not valid JSON: <what> at byte N". */
+/* fg_proto_json_scan without a visitor, at FG_PROTO_DEPTH_MAX: checks that len bytes are one
+ * strict RFC 8259 JSON object in valid UTF-8, nested at most FG_PROTO_DEPTH_MAX deep, without
+ * NaN/Infinity, lone surrogate escapes or U+0000 in a member name. FG_EINVALID with "not valid
+ * JSON: <what> at byte N". */
 int fg_proto__json_check(const char *data, size_t len) FG_MUST_CHECK;
 
 /* fg_proto__json_check, then json-c builds the tree into *out (a new reference). FG_ETOOBIG past

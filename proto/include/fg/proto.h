@@ -238,6 +238,39 @@ int fg_proto_commit_parse(struct json_object **out, const char *data, size_t len
  * out's cap; FG_ENOMEM. */
 int fg_proto_json_write(fg_buf *out, struct json_object *value) FG_MUST_CHECK;
 
+/* ---- the strict JSON scanner ---- */
+
+/* What fg_proto_json_scan tells a caller that wants a few members of a text without building a
+ * tree (the webhook reads the ids and actions of a delivery this way). Each value has a tag, an
+ * int the visitor chooses: the top-level object has root_tag; a member of an object tagged
+ * parent != 0 has the tag member() returns for its name; every other value (an array's element,
+ * a member of an object tagged 0) has 0. Tag 0 means "of no interest": nothing in it is decoded
+ * or reported, so those parts cost what a plain check costs. Names and strings are decoded
+ * (escapes resolved, UTF-8) into buf; text is NULL when the decoded form is longer than cap bytes.
+ * Callbacks may be NULL; they run before the scan has seen the rest of the text, so a caller
+ * keeps what they report only when the scan returns 0. */
+typedef struct {
+    int root_tag;
+    /* A member name of an object tagged parent; returns its value's tag. */
+    int (*member)(int parent, const char *name, size_t len, void *payload);
+    /* A string value tagged tag. */
+    void (*string)(int tag, const char *text, size_t len, void *payload);
+    /* A number value tagged tag, as written (RFC 8259 syntax, already checked). */
+    void (*number)(int tag, const char *text, size_t len, void *payload);
+    char *buf; /* cap bytes, for the decoded names and strings */
+    size_t cap;
+} fg_proto_json_visitor;
+
+/* Checks in one pass that len bytes at data are one strict RFC 8259 JSON object in valid UTF-8
+ * (RFC 3629), whitespace around it allowed, nested at most depth_max deep (the object is 1),
+ * without NaN/Infinity, lone surrogate escapes or U+0000 in a member name: the rules of
+ * fg_proto_msg_parse, which uses it with FG_PROTO_DEPTH_MAX. Reports to visitor (may be NULL) as
+ * it goes, with payload. Allocates nothing and never reads past data + len. FG_EINVALID with a
+ * reason: "not valid JSON: <what> at byte N", "not a JSON object", "not valid JSON: nested deeper
+ * than <depth_max> at byte N". */
+int fg_proto_json_scan(const char *data, size_t len, int depth_max,
+                       const fg_proto_json_visitor *visitor, void *payload) FG_MUST_CHECK;
+
 /* Appends s (len bytes) to out as valid UTF-8 without NUL: every byte that does not start a
  * well-formed sequence (and every NUL) becomes U+FFFD, as DESIGN.md asks for commit text in
  * broken encodings. FG_ETOOBIG at out's cap. */
