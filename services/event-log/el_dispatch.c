@@ -1148,8 +1148,8 @@ static int dispatch_rounds(el_dispatcher *d, fg_pg_conn *pg, fg_amqp *amqp, cons
     return 0;
 }
 
-/* fg_el_events{status}: a snapshot every 10 s (the count reads the partial indexes and one count
- * of event_commit: ~tens of ms on a million events). */
+/* fg_el_events{status}: a snapshot every 10 s. The count reads the partial indexes and counts
+ * event_commit: 0.09-0.17 s on the bench's million events, ~1% of a core at this period. */
 static int set_gauges(fg_pg_conn *pg, const el_context *ctx)
 {
     long long counts[EL_STATUS_COUNT];
