@@ -593,6 +593,10 @@ static const rule commit_sync_members[] = {{.name = "known",
                                             .kind = K_STRING,
                                             .check = is_utc_timestamp,
                                             .what = "not an RFC 3339 UTC timestamp (...Z)"},
+                                           {.name = "sentAt",
+                                            .kind = K_STRING,
+                                            .check = is_utc_timestamp,
+                                            .what = "not an RFC 3339 UTC timestamp (...Z)"},
                                            {.name = NULL}};
 
 static const rule global_commit_sync_members[] = {
@@ -608,6 +612,10 @@ static const rule creation_members[] = {{.name = "commits",
                                          .max = FG_PROTO_BATCH_MAX,
                                          .item = &commit_item},
                                         {.name = "syncComplete", .kind = K_BOOL},
+                                        {.name = "syncSentAt",
+                                         .kind = K_STRING,
+                                         .check = is_utc_timestamp,
+                                         .what = "not an RFC 3339 UTC timestamp (...Z)"},
                                         {.name = NULL}};
 
 static const rule awaiting_event_members[] = {
@@ -716,16 +724,19 @@ static int clean_up_extra(ctx *c, struct json_object *root)
     return 0;
 }
 
-/* A commit sync ends with syncComplete: true, and that last CREATION may carry no commits. */
+/* A commit sync ends with syncComplete: true, and that last CREATION may carry no commits, and
+ * names the COMMIT_SYNC it ran for (syncSentAt, that message's sentAt). */
 static int creation_extra(ctx *c, struct json_object *root)
 {
     struct json_object *commits = NULL, *complete = NULL;
+    bool sync_complete = json_object_object_get_ex(root, "syncComplete", &complete) &&
+                         json_object_get_boolean(complete);
 
     if (json_object_object_get_ex(root, "commits", &commits) &&
-        json_object_array_length(commits) == 0 &&
-        !(json_object_object_get_ex(root, "syncComplete", &complete) &&
-          json_object_get_boolean(complete)))
+        json_object_array_length(commits) == 0 && !sync_complete)
         return fail_at(c, "commits", "empty (allowed only with syncComplete: true)");
+    if (json_object_object_get_ex(root, "syncSentAt", NULL) && !sync_complete)
+        return fail_at(c, "syncSentAt", "allowed only with syncComplete: true");
     return 0;
 }
 

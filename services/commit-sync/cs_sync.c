@@ -593,6 +593,22 @@ done:
     return rc;
 }
 
+/* Closes the batch's text: the list, and on the sync's last message syncComplete and the sentAt
+ * of the COMMIT_SYNC it ran for (syncSentAt: event-log matches the completion with that send).
+ * sentAt passed proto's check as an RFC 3339 UTC timestamp: digits, '-', ':', '.', 'T', 'Z', so
+ * it goes into the JSON text as it is. */
+static int batch_close(creation_batch *b, bool sync_complete)
+{
+    const char *sent_at = sync_complete ? fg_proto_msg_get_string(b->j->msg, "sentAt") : NULL;
+    int rc;
+
+    if ((rc = fg_buf_puts(&b->text, sync_complete ? "],\"syncComplete\":true" : "]")) < 0)
+        return rc;
+    if (sent_at != NULL && (rc = fg_buf_printf(&b->text, ",\"syncSentAt\":\"%s\"", sent_at)) < 0)
+        return rc;
+    return fg_buf_putc(&b->text, '}');
+}
+
 /* Sends the batch; an empty one only to say that the sync is complete. */
 static int batch_flush(creation_batch *b, bool sync_complete)
 {
@@ -600,8 +616,7 @@ static int batch_flush(creation_batch *b, bool sync_complete)
 
     if (!b->open && !sync_complete)
         return 0;
-    if ((rc = batch_open(b)) < 0 ||
-        (rc = fg_buf_puts(&b->text, sync_complete ? "],\"syncComplete\":true}" : "]}")) < 0 ||
+    if ((rc = batch_open(b)) < 0 || (rc = batch_close(b, sync_complete)) < 0 ||
         (rc = publish_body(b->j, b->head.id, "CREATION", &b->text)) < 0)
         return rc;
     fg_metric_add(b->j->s->m.commits_sent, (double)b->count);

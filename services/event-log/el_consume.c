@@ -284,10 +284,29 @@ static int project_statement(fg_pg_conn *pg, const char *name, const char *sql, 
     "array(SELECT x FROM unnest(p.sync_in_flight) x"                                               \
     " WHERE x > now() - $2::bigint * interval '1 millisecond' ORDER BY x)"
 
-/* A sync completed: it answers the oldest COMMIT_SYNC in flight (migration 0003 says why that
- * never answers a request too early), which leaves the list. */
-static int sync_answered(fg_pg_conn *pg, long long project)
+/* A sync completed that names its COMMIT_SYNC (syncSentAt, the sentAt event-log gave it): that
+ * send is answered, however long the sync ran, and leaves the list. */
+static int sync_answered_exactly(fg_pg_conn *pg, long long project, const char *sent_at)
 {
+    char id[EL_CONSUME_NUM_MAX];
+    const char *params[2] = {id, sent_at};
+
+    put_id(id, project);
+    return fg_pg_exec_prepared(NULL, pg, "el_consume_sync_answered_exactly",
+                               "UPDATE project p SET sync_answered_at ="
+                               " greatest(p.sync_answered_at, $2::timestamptz),"
+                               " sync_in_flight = array_remove(p.sync_in_flight, $2::timestamptz)"
+                               " WHERE p.id = $1::bigint",
+                               2, params);
+}
+
+/* A sync completed without naming its COMMIT_SYNC (a commit-sync from before syncSentAt): it
+ * answers the oldest COMMIT_SYNC in flight (migration 0003 says why that never answers a request
+ * too early), which leaves the list. */
+static int sync_answered(fg_pg_conn *pg, long long project, const char *sent_at)
+{
+    if (sent_at != NULL)
+        return sync_answered_exactly(pg, project, sent_at);
     return project_statement(
         pg, "el_consume_sync_answered",
         "UPDATE project p SET sync_answered_at = CASE WHEN cardinality(" SQL_IN_FLIGHT
@@ -306,7 +325,7 @@ static int creation(effect *e, fg_pg_conn *pg, const fg_proto_msg *msg)
     if ((rc = el_creation_apply(&r, pg, msg)) < 0)
         return rc;
     if (!r.project_missing && fg_proto_msg_get_bool(msg, "syncComplete") &&
-        (rc = sync_answered(pg, msg->project.id)) < 0)
+        (rc = sync_answered(pg, msg->project.id, fg_proto_msg_get_string(msg, "syncSentAt"))) < 0)
         return rc;
     e->created = r.created;
     if (r.project_missing)

@@ -22,8 +22,9 @@
 #define LOCK_OBJECT_BASE          100 /* el_dispatch_try_lock objects of the schedules */
 #define EL_SCHEDULE_IN_FLIGHT_MAX 16  /* COMMIT_SYNC send times kept per project */
 
-#define SQL_DUE_HEAD(LAST_SYNCED, CATEGORY)                                                        \
-    "SELECT p.id, p.forge, p.path, " LAST_SYNCED " FROM project p"                                 \
+/* Columns: id, forge, path, then the kind's own (COMMIT_SYNC: lastSynced, sentAt). */
+#define SQL_DUE_HEAD(COLUMNS, CATEGORY)                                                            \
+    "SELECT p.id, p.forge, p.path, " COLUMNS " FROM project p"                                     \
     " LEFT JOIN sync_time s ON s.project_id = p.id AND s.category = '" CATEGORY "' WHERE "
 
 #define MS1 "($1::bigint * interval '1 millisecond')"
@@ -36,10 +37,15 @@
     "CASE WHEN p.first_synced_at IS NULL THEN NULL ELSE to_char(coalesce(s.last_synced,"           \
     " p.first_synced_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
 
+/* When this COMMIT_SYNC is sent, to the microsecond: the transaction's now(), which SQL_MARK_SENT
+ * records in sync_in_flight; commit-sync echoes it (syncSentAt) when the sync completes, so the
+ * completion is matched with its own send. */
+#define SQL_SENT_AT "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
 /* $1 active cadence, $2 idle cadence, $3 the active window, $4 limit; a request made after the
  * latest COMMIT_SYNC was sent makes the project due whatever sync_time says */
 #define SQL_DUE_COMMIT_SYNC                                                                        \
-    SQL_DUE_HEAD(SQL_LAST_SYNCED, "COMMIT_SYNC")                                                   \
+    SQL_DUE_HEAD(SQL_LAST_SYNCED ", " SQL_SENT_AT, "COMMIT_SYNC")                                  \
     "s.last_synced IS NULL OR s.last_synced <= now() - CASE"                                       \
     " WHEN p.latest_event_date > now() - " MS3 " THEN " MS1 " ELSE " MS2 " END"                    \
     " OR p.sync_requested_at > coalesce(p.sync_dispatched_at, '-infinity')"                        \
@@ -185,6 +191,7 @@ static int build(el_outbox *ob, fg_pg_conn *pg, el_schedule_kind kind, const fg_
     fg_proto_msg msg;
     const char *forge = fg_pg_result_text(due, row, 1);
     const char *last_synced = fg_pg_result_text(due, row, 3);
+    const char *sent_at = kind == EL_SCHEDULE_COMMIT_SYNC ? fg_pg_result_text(due, row, 4) : NULL;
     int64_t id = 0;
     int rc;
 
@@ -203,7 +210,8 @@ static int build(el_outbox *ob, fg_pg_conn *pg, el_schedule_kind kind, const fg_
     if (kind == EL_SCHEDULE_COMMIT_SYNC &&
         ((rc = set_known(&msg, pg, project.id)) < 0 ||
          (last_synced != NULL &&
-          (rc = fg_proto_msg_set_string(&msg, "lastSynced", last_synced)) < 0)))
+          (rc = fg_proto_msg_set_string(&msg, "lastSynced", last_synced)) < 0) ||
+         (sent_at != NULL && (rc = fg_proto_msg_set_string(&msg, "sentAt", sent_at)) < 0)))
         goto done;
     if (kind == EL_SCHEDULE_GLOBAL_COMMIT_SYNC && (rc = set_counts(&msg, pg, project.id)) < 0)
         goto done;

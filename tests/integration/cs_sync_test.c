@@ -92,6 +92,10 @@ static void record(const fg_amqp_delivery *d)
         assert_non_null(m->commits);
         for (size_t i = 0; i < n; i++)
             m->commits[m->ncommits++] = json_object_get(fg_proto_msg_commit_body(&msg, i));
+        /* every sync here is event-log's COMMIT_SYNC, which says when it was sent: the
+         * completion must name it back, or event-log matches it with the wrong send */
+        if (complete && fg_proto_msg_get_string(&msg, "syncSentAt") == NULL)
+            fail_msg("project %lld: a CREATION with syncComplete without syncSentAt", m->id);
         trace_add(m, 'C', n, complete);
         m->completes += complete;
     } else if (m != NULL && msg.category == FG_PROTO_GLOBAL_COMMIT_SYNC_REQUEST) {

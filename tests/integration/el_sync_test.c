@@ -57,18 +57,42 @@ static size_t schedule(void)
     return n;
 }
 
-/* commit-sync's last CREATION of a sync, with one new commit (i) or none (i < 0) */
-static void sync_completes(long long project, int i)
+/* commit-sync's last CREATION of a sync, with one new commit (i) or none (i < 0); sent_at: the
+ * COMMIT_SYNC it ran for (syncSentAt), NULL as a commit-sync from before that field sends it */
+static void sync_completes_for(long long project, int i, const char *sent_at)
 {
     char sha[41];
     const char *shas[1] = {sha};
+    fg_proto_msg parsed;
     fg_buf msg;
 
     fg_buf_init(&msg, BODY_MAX);
     el_testdb_sha(sha, project, i);
     el_testdb_creation(&msg, NULL, project, shas, i < 0 ? 0 : 1, true);
+    if (sent_at != NULL) {
+        fg_proto_msg_init(&parsed);
+        check(fg_proto_msg_parse(&parsed, msg.ptr, msg.len), "parse CREATION");
+        check(fg_proto_msg_set_string(&parsed, "syncSentAt", sent_at), "syncSentAt");
+        fg_buf_clear(&msg);
+        check(fg_proto_msg_serialise(&msg, &parsed), "serialise CREATION");
+        fg_proto_msg_dispose(&parsed);
+    }
     check(el_consume_body(pg, &ctx, msg.ptr, msg.len), "CREATION with syncComplete");
     fg_buf_dispose(&msg);
+}
+
+static void sync_completes(long long project, int i)
+{
+    sync_completes_for(project, i, NULL);
+}
+
+/* The latest COMMIT_SYNC's send time as its sentAt says it (malloc'd). */
+static char *latest_send(const char *id)
+{
+    return el_testdb_text(pg,
+                          "SELECT to_char(sync_dispatched_at AT TIME ZONE 'UTC',"
+                          " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM project WHERE id = $1",
+                          1, (const char *const[]){id});
 }
 
 static void all_stored(long long project)
@@ -135,6 +159,60 @@ static void test_el_sync__requested_sync_is_done_only_once_a_later_one_completed
     fg_buf_dispose(&msg);
 }
 
+/* A completion that names its COMMIT_SYNC answers that send and no other: a sync that ran for
+ * over an hour (its send dropped from the in-flight list as lost), completing after a request and
+ * a newer send, must not be taken for the newer one (which the oldest-in-flight rule, for
+ * completions that do not say, would do). */
+static void test_el_sync__a_completion_answers_its_own_send(void **state)
+{
+    long long project = 900000000000LL + (long long)getpid() * 100 + 1;
+    char id[24], *old_send, *new_send;
+    (void)state;
+
+    snprintf(id, sizeof(id), "%lld", project);
+    el_testdb_exec(
+        pg,
+        "INSERT INTO project (id, forge, path, url) VALUES ($1::bigint, 'git', 'el-sync/q',"
+        " 'file:///el-sync/' || $1::text)",
+        1, (const char *const[]){id});
+    assert_int_equal(schedule(), 1);
+    old_send = latest_send(id);
+    sync_completes_for(project, 0, old_send);
+    all_stored(project);
+    assert_synced_done(project, true, true);
+    free(old_send);
+
+    /* the first sync answered three hours ago; a COMMIT_SYNC sent two hours ago, still running;
+     * a request an hour ago: the schedule sends a new one (the request is newer than the latest
+     * send) */
+    el_testdb_exec(pg,
+                   "UPDATE project SET sync_answered_at = now() - interval '3 hours',"
+                   " sync_dispatched_at = now() - interval '2 hours',"
+                   " sync_in_flight = ARRAY[now() - interval '2 hours'],"
+                   " sync_requested_at = now() - interval '1 hour' WHERE id = $1::bigint",
+                   1, (const char *const[]){id});
+    old_send = latest_send(id);
+    assert_synced_done(project, false, false);
+    assert_int_equal(schedule(), 1);
+    new_send = latest_send(id);
+    assert_string_not_equal(old_send, new_send);
+
+    /* the old sync completes: it started before the request, so the project is not synced */
+    sync_completes_for(project, -1, old_send);
+    assert_synced_done(project, false, false);
+    /* the new one completes: synced and done */
+    sync_completes_for(project, -1, new_send);
+    assert_synced_done(project, true, true);
+    assert_int_equal(el_testdb_int(pg,
+                                   "SELECT cardinality(sync_in_flight) FROM project WHERE id = $1",
+                                   1, (const char *const[]){id}),
+                     0);
+
+    el_testdb_exec(pg, "DELETE FROM project WHERE id = $1", 1, (const char *const[]){id});
+    free(old_send);
+    free(new_send);
+}
+
 static int setup(void **state)
 {
     fg_amqp_options o;
@@ -163,6 +241,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_el_sync__requested_sync_is_done_only_once_a_later_one_completed),
+        cmocka_unit_test(test_el_sync__a_completion_answers_its_own_send),
     };
 
     fg_test_stack_env("FG_PG_URL");
