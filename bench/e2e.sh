@@ -147,8 +147,11 @@ check deletions "$g_del" "$git_del"
 # ---- 4. idle memory ----
 for svc in $services; do
   pid=$("$stack" status | awk -v s="$svc" '$1 == s && $2 == "running" { print $4 }')
-  rss=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo '?')
-  echo "idle rss $svc pid=$pid rss_mb=$rss"
+  # resident: anonymous (heap, stacks) and file-backed (mostly shared libraries' pages)
+  rss=$(awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s%.1f", n++ ? " " : "", $2 / 1024 }' \
+    "/proc/$pid/status" 2>/dev/null || echo '? ? ?')
+  read -r total_mb anon_mb file_mb <<<"$rss"
+  echo "idle rss $svc pid=$pid rss_mb=$total_mb anon_mb=$anon_mb file_mb=$file_mb"
 done
 
 awk -v c="$total" -v a="$t0" -v b="$t1" -v t="$triples" -v p="$p0" -v q="$p1" 'BEGIN {
