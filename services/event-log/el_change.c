@@ -112,10 +112,11 @@
 #define SQL_PROJECT_RESULT "SELECT count(*) FROM moved"
 
 /* One named event, the common case of replies one by one: the same steps without the arrays,
- * the sort and the counting subqueries, so there is less plan to start and run per call (and the
- * primary key or (project_id, sha) finds the row). The scalar name is compared by equality on a
- * unique key, so the generic plan costs what a custom one would and the plan cache keeps it.
- * Result: no row when the event does not exist; else its sha, status and whether it moved. */
+ * the sort and the counting subqueries, so there is less plan to start and run per call (the
+ * primary key, or event_commit's (project_id, sha) and then the primary key, finds the row). The
+ * scalar name is compared by equality on a unique key, so the generic plan costs what a custom one
+ * would and the plan cache keeps it. Result: no row when the event does not exist; else its sha,
+ * status and whether it moved. */
 #define SQL_ONE(FROM, FILTER)                                                                      \
     "WITH named AS MATERIALIZED ("                                                                 \
     " SELECT e.ctid AS tid, e.id, e.status, e.payload_id FROM " FROM " WHERE " FILTER              \

@@ -179,10 +179,12 @@ done:
  * apart at best, and never when the project is small beside the table): meanwhile the planner
  * takes the new project for nearly empty, and the status changes by sha (el_change) plan an index
  * scan on project_id alone that filters the batch's shas over every event of the project.
- * Measured on a new project of 20,000 commits beside 160,000 older events: 300-760 ms per change
- * of 100 events (3-11 s per change of 1000), 27 s of the 51 s the project took; 5-10 ms each once
- * the table is analyzed. So after a bulk creation, when the project has twice the events the
- * planner believes (plus EL_CREATION_BULK x 10), the table is analyzed, 50-200 ms each time:
+ * Measured on a new project of 20,000 commits beside 160,000 older events (before migration 0005,
+ * when the names were in event): 300-760 ms per change of 100 events (3-11 s per change of
+ * 1000), 27 s of the 51 s the project took; 5-10 ms each once the table is analyzed. So after a
+ * bulk creation, when the project has twice the events the planner believes (plus
+ * EL_CREATION_BULK x 10), event_commit (where names are looked up now) and event are analyzed,
+ * 50-200 ms each time:
  * three times for that project, once for a 100,000-commit project alone in the table (the
  * planner scales the analyzed row count by the table's current size, so a project's known share
  * keeps its estimate right). The check costs a plan and a count capped at twice the estimate; a
