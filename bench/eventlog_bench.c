@@ -553,7 +553,6 @@ static int run_grouped(double *out, fg_pg_conn *pg, long long project)
                                          "ToTriplesStore"};
     event_set s;
     bodies generated, stored;
-    fg_metrics *registry = NULL;
     el_context ctx;
     fg_buf payload;
     size_t moved = 0;
@@ -570,8 +569,7 @@ static int run_grouped(double *out, fg_pg_conn *pg, long long project)
         (rc = bodies_build(&generated, project, &s, FG_PROTO_SUB_TO_TRIPLES_GENERATED,
                            payload.ptr)) < 0 ||
         (rc = bodies_build(&stored, project, &s, FG_PROTO_SUB_TO_TRIPLES_STORE, NULL)) < 0 ||
-        (rc = fg_metrics_new(&registry)) < 0 ||
-        (rc = fg_metrics_counter(&ctx.m.transitions, registry, "t", "t", NULL)) < 0) {
+        (rc = el_context_metrics_new(&ctx)) < 0) {
         rc = fail("grouped run set-up", rc);
         goto done;
     }
@@ -619,7 +617,7 @@ static int run_grouped(double *out, fg_pg_conn *pg, long long project)
 done:
     bodies_dispose(&generated);
     bodies_dispose(&stored);
-    fg_metrics_free(registry);
+    el_context_metrics_free(&ctx);
     event_set_dispose(&s);
 done_payload:
     fg_buf_dispose(&payload);

@@ -1,7 +1,8 @@
 /*
  * What event-log's bus handler (el_consume), tick (el_tick) and HTTP routes (el_api) share: the
- * settings from the configuration table in main.c and the metrics. Built once in main.c before
- * the service starts; read-only afterwards (metrics are internally locked, any thread).
+ * settings from the configuration table in main.c and the metrics (el_context_metrics_new). Built
+ * once in main.c before the service starts; read-only afterwards (metrics are internally locked,
+ * any thread).
  */
 #ifndef EL_CONTEXT_H
 #define EL_CONTEXT_H
@@ -47,8 +48,13 @@ typedef struct {
 typedef struct {
     const fg_service_config *service;
     el_settings settings;
-    fg_metrics *metrics; /* the service's registry, made in main.c and passed to the runtime */
-    el_metrics m;        /* registered in main.c before the service starts */
+    fg_metrics *metrics; /* the registry: el_context_metrics_new, passed to the runtime */
+    el_metrics m;        /* its families */
 } el_context;
+
+/* Makes ctx->metrics and registers every family of ctx->m in it (fg_el_*); FG_ENOMEM or
+ * fg_metrics' errors, nothing left allocated. el_context_metrics_free undoes it. */
+int el_context_metrics_new(el_context *ctx) FG_MUST_CHECK;
+void el_context_metrics_free(el_context *ctx);
 
 #endif

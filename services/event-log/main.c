@@ -69,40 +69,6 @@ static const char *const event_log_categories[] = {
     NULL,
 };
 
-static const double dispatch_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                          0.025,  0.05,  0.1,    0.25,  1};
-
-static int register_metrics(el_context *ctx)
-{
-    el_metrics *m = &ctx->m;
-    int rc;
-
-    if ((rc = fg_metrics_new(&ctx->metrics)) < 0 ||
-        (rc = fg_metrics_counter(&m->transitions, ctx->metrics, "fg_el_transitions_total",
-                                 "events moved from one status to another", NULL)) < 0 ||
-        (rc = fg_metrics_counter(&m->illegal, ctx->metrics, "fg_el_illegal_transitions_total",
-                                 "status changes refused: no transition allows them", NULL)) < 0 ||
-        (rc = fg_metrics_counter(&m->stale, ctx->metrics, "fg_el_stale_changes_total",
-                                 "replies about events that had moved on, ignored", NULL)) < 0 ||
-        (rc = fg_metrics_counter(&m->zombies, ctx->metrics, "fg_el_zombies_chased_total",
-                                 "processing events returned to the status before", NULL)) < 0 ||
-        (rc = fg_metrics_counter(&m->created, ctx->metrics, "fg_el_events_created_total",
-                                 "events created from CREATION", NULL)) < 0)
-        return rc;
-    for (int s = EL_STATUS_NEW; s < EL_STATUS_DELETED; s++) {
-        const char *labels[] = {"status", el_status_name((el_status)s), NULL};
-
-        if ((rc = fg_metrics_gauge(&m->events[s], ctx->metrics, "fg_el_events",
-                                   "events per status over every project, refreshed every 10 s",
-                                   labels)) < 0)
-            return rc;
-    }
-    return fg_metrics_histogram(&m->dispatch_seconds, ctx->metrics,
-                                "fg_el_dispatch_duration_seconds",
-                                "time to claim and publish one dispatched batch", NULL,
-                                dispatch_buckets, sizeof(dispatch_buckets) / sizeof(double));
-}
-
 int main(int argc, char **argv)
 {
     event_log_config cfg = {0};
@@ -114,7 +80,7 @@ int main(int argc, char **argv)
         return status;
     ctx.service = &cfg.service;
     ctx.settings = cfg.el;
-    if (register_metrics(&ctx) < 0) {
+    if (el_context_metrics_new(&ctx) < 0) {
         fg_log_error("start-up failed: %s", fg_error_last());
         status = 1;
         goto done;
@@ -132,7 +98,7 @@ int main(int argc, char **argv)
     opts.payload = &ctx;
     status = fg_service_run(&opts);
 done:
-    fg_metrics_free(ctx.metrics);
+    el_context_metrics_free(&ctx);
     fg_config_dispose(&cfg, event_log_vars, NVARS);
     return status;
 }

@@ -29,7 +29,6 @@
 static el_testdb db;
 static fg_pg_conn *pg;
 static const char *amqp_url;
-static fg_metrics *registry;
 static el_context ctx;
 static char service[64], routing_key[64];
 
@@ -772,13 +771,8 @@ static int setup(void **state)
     el_testdb_create(&db, &pg);
     snprintf(service, sizeof(service), "el-consume-test-%d", (int)getpid());
     snprintf(routing_key, sizeof(routing_key), "el-consume-test.%d", (int)getpid());
-    check(fg_metrics_new(&registry), "metrics");
     memset(&ctx, 0, sizeof(ctx));
-    check(fg_metrics_counter(&ctx.m.transitions, registry, "t_transitions", "t", NULL), "m");
-    check(fg_metrics_counter(&ctx.m.illegal, registry, "t_illegal", "t", NULL), "m");
-    check(fg_metrics_counter(&ctx.m.stale, registry, "t_stale", "t", NULL), "m");
-    check(fg_metrics_counter(&ctx.m.created, registry, "t_created", "t", NULL), "m");
-    ctx.metrics = registry;
+    check(el_context_metrics_new(&ctx), "metrics");
     ctx.settings.backoff_base_ms = 1000;
     ctx.settings.backoff_max_ms = 4000;
     return 0;
@@ -788,7 +782,7 @@ static int teardown(void **state)
 {
     (void)state;
     fg_test_delete_queues(amqp_url, service);
-    fg_metrics_free(registry);
+    el_context_metrics_free(&ctx);
     fg_pg_free(pg);
     el_testdb_drop(&db);
     return 0;
