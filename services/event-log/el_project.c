@@ -444,7 +444,7 @@ static void status_summarise(el_project_status *st)
  * project costs a count of its keys. One statement, one snapshot: the rest is never negative. */
 #define SQL_STATUS_ARM(WHERE, PREDICATE)                                                           \
     "SELECT e.status FROM event e WHERE " WHERE "e.status " PREDICATE
-/* (clang-format would break the arms' literals apart) */
+/* (clang-format would break these literals apart) */
 /* clang-format off */
 #define SQL_UNFINISHED(WHERE)                                                                      \
     SQL_STATUS_ARM(WHERE, "IN ('NEW', 'GENERATION_RECOVERABLE_FAILURE')")                          \
@@ -458,59 +458,29 @@ static void status_summarise(el_project_status *st)
     SQL_STATUS_ARM(WHERE, "IN ('SKIPPED', 'GENERATION_NON_RECOVERABLE_FAILURE',"                   \
                           " 'TRANSFORMATION_NON_RECOVERABLE_FAILURE')")
 
-/* Every project's events per status, the same way (SQL_STATUS_COUNTS): the unfinished ones from
- * the partial indexes, TRIPLES_STORE as the rest of event_commit. */
-#define SQL_ALL_STATUS_COUNTS                                                                      \
-    "WITH unfinished AS (" SQL_UNFINISHED("") "), "                                                \
+/* The unfinished events counted per status: the arms over WHERE ("" or SQL_PROJECT_FILTER). */
+#define SQL_COUNTED(WHERE)                                                                         \
+    "WITH unfinished AS (" SQL_UNFINISHED(WHERE) "), "                                             \
     "counted AS (SELECT u.status::text AS status, count(*) AS n FROM unfinished u"                 \
-    " GROUP BY u.status) "                                                                         \
-    "SELECT status, n FROM counted UNION ALL SELECT 'TRIPLES_STORE',"                              \
-    " (SELECT count(*) FROM event_commit) - (SELECT coalesce(sum(n), 0) FROM counted)"
-
-int el_project_count_events(long long out[EL_STATUS_COUNT], fg_pg_conn *pg)
-{
-    fg_pg_result *res = NULL;
-    int rc;
-
-    memset(out, 0, sizeof(long long) * EL_STATUS_COUNT);
-    if ((rc = fg_pg_exec_prepared(&res, pg, "el_project_count_events", SQL_ALL_STATUS_COUNTS, 0,
-                                  NULL)) < 0)
-        goto done;
-    for (size_t i = 0; i < fg_pg_result_rows(res); i++) {
-        const char *name = fg_pg_result_text(res, i, 0);
-        el_status s;
-        int64_t n;
-
-        if (name == NULL || !el_status_parse(&s, name) || fg_pg_result_int64(&n, res, i, 1) < 0) {
-            rc = fg_error_set(FG_ERROR, "unexpected status row from the database");
-            goto done;
-        }
-        out[s] = n > 0 ? (long long)n : 0;
-    }
-    rc = 0;
-done:
-    fg_pg_result_free(res);
-    return rc;
-}
-
-/* clang-format on */
+    " GROUP BY u.status)"
 #define SQL_PROJECT_FILTER "e.project_id = $1::bigint AND "
+
+/* One project: its counts, TRIPLES_STORE as the rest, and whether it is synced. */
 #define SQL_STATUS_COUNTS                                                                          \
-    "WITH unfinished AS (" SQL_UNFINISHED(                                                         \
-        SQL_PROJECT_FILTER) "), "                                                                  \
-                            "counted AS (SELECT u.status::text AS status, count(*) AS n FROM "     \
-                            "unfinished u"                                                         \
-                            " GROUP BY u.status), "                                                \
-                            "stored AS (SELECT (SELECT count(*) FROM event_commit c WHERE "        \
-                            "c.project_id = $1::bigint)"                                           \
-                            " - (SELECT coalesce(sum(n), 0) FROM counted) AS n) "                  \
-                            "SELECT p.first_synced_at IS NOT NULL AND (p.sync_requested_at IS "    \
-                            "NULL"                                                                 \
-                            " OR coalesce(p.sync_answered_at >= p.sync_requested_at, false)), "    \
-                            "c.status, c.n "                                                       \
-                            "FROM project p LEFT JOIN (SELECT status, n FROM counted UNION ALL"    \
-                            " SELECT 'TRIPLES_STORE', s.n FROM stored s WHERE s.n > 0) c ON true " \
-                            "WHERE p.id = $1::bigint"
+    SQL_COUNTED(SQL_PROJECT_FILTER)                                                                \
+    ", stored AS (SELECT (SELECT count(*) FROM event_commit c WHERE c.project_id = $1::bigint)"    \
+    " - (SELECT coalesce(sum(n), 0) FROM counted) AS n) "                                          \
+    "SELECT p.first_synced_at IS NOT NULL AND (p.sync_requested_at IS NULL"                        \
+    " OR coalesce(p.sync_answered_at >= p.sync_requested_at, false)), c.status, c.n "              \
+    "FROM project p LEFT JOIN (SELECT status, n FROM counted UNION ALL"                            \
+    " SELECT 'TRIPLES_STORE', s.n FROM stored s WHERE s.n > 0) c ON true WHERE p.id = $1::bigint"
+
+/* Every project: the same, over the whole table (the fg_el_events gauge). */
+#define SQL_ALL_STATUS_COUNTS                                                                      \
+    SQL_COUNTED("")                                                                                \
+    " SELECT status, n FROM counted UNION ALL SELECT 'TRIPLES_STORE',"                             \
+    " (SELECT count(*) FROM event_commit) - (SELECT coalesce(sum(n), 0) FROM counted)"
+/* clang-format on */
 
 int el_project_status_get(el_project_status *out, fg_pg_conn *pg, el_project_id id)
 {
@@ -547,6 +517,32 @@ int el_project_status_get(el_project_status *out, fg_pg_conn *pg, el_project_id 
         out->by_status[s] = n;
     }
     status_summarise(out);
+    rc = 0;
+done:
+    fg_pg_result_free(res);
+    return rc;
+}
+
+int el_project_count_events(long long out[EL_STATUS_COUNT], fg_pg_conn *pg)
+{
+    fg_pg_result *res = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(long long) * EL_STATUS_COUNT);
+    if ((rc = fg_pg_exec_prepared(&res, pg, "el_project_count_events", SQL_ALL_STATUS_COUNTS, 0,
+                                  NULL)) < 0)
+        goto done;
+    for (size_t i = 0; i < fg_pg_result_rows(res); i++) {
+        const char *name = fg_pg_result_text(res, i, 0);
+        el_status s;
+        int64_t n;
+
+        if (name == NULL || !el_status_parse(&s, name) || fg_pg_result_int64(&n, res, i, 1) < 0) {
+            rc = fg_error_set(FG_ERROR, "unexpected status row from the database");
+            goto done;
+        }
+        out[s] = n > 0 ? (long long)n : 0;
+    }
     rc = 0;
 done:
     fg_pg_result_free(res);
