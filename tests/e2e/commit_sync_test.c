@@ -18,9 +18,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <json-c/json.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,7 +26,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -429,55 +426,31 @@ static bool git_auth_arrived(void *payload)
     return seen;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* ---- a second commit-sync process, from this tree's build --------------------------------- */
 
 typedef struct {
-    pid_t pid;
+    fg_test_process proc;
     char base[64];
     char log[700];
-    int status;
-    bool exited;
 } service_proc;
 
 static service_proc second;
 static bool stack_prefetch_changed;
-
-static bool proc_exited(void *payload)
-{
-    service_proc *p = payload;
-
-    if (!p->exited && waitpid(p->pid, &p->status, WNOHANG) == p->pid)
-        p->exited = true;
-    return p->exited;
-}
 
 /* fg-commit-sync with the stack's environment (mirror folder, event-log, token-repository,
  * broker), its own HTTP port and log, taking one message at a time. */
 static void proc_start(service_proc *p)
 {
     char path[1024];
-    int port = free_port();
+    int port = fg_test_free_port();
 
     memset(p, 0, sizeof(*p));
     snprintf(p->base, sizeof(p->base), "http://127.0.0.1:%d", port);
     snprintf(p->log, sizeof(p->log), "%s/commit-sync-2.log", tmp_root);
     snprintf(path, sizeof(path), "%s/services/commit-sync/fg-commit-sync", FG_BINARY_DIR);
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
+    p->proc.pid = fork();
+    assert_true(p->proc.pid >= 0);
+    if (p->proc.pid == 0) {
         char port_text[16];
         int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -498,12 +471,12 @@ static void proc_start(service_proc *p)
 
 static void proc_stop(service_proc *p)
 {
-    if (p->pid <= 0 || p->exited)
+    if (p->proc.pid <= 0 || p->proc.exited)
         return;
-    assert_int_equal(kill(p->pid, SIGTERM), 0);
-    assert_true(fg_test_wait_until(proc_exited, p, 30000));
-    assert_true(WIFEXITED(p->status));
-    assert_int_equal(WEXITSTATUS(p->status), 0);
+    assert_int_equal(kill(p->proc.pid, SIGTERM), 0);
+    assert_true(fg_test_wait_until(fg_test_process_exited, &p->proc, 30000));
+    assert_true(WIFEXITED(p->proc.status));
+    assert_int_equal(WEXITSTATUS(p->proc.status), 0);
 }
 
 /* Restarts the stack's commit-sync with (prefetch_one) or without FG_AMQP_PREFETCH=1. */
@@ -556,7 +529,7 @@ static void test_commit_sync__unreachable_remote_is_a_recoverable_failure(void *
     (void)state;
 
     /* a port nobody listens on */
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/group/nothing.git", free_port());
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/group/nothing.git", fg_test_free_port());
     snprintf(path, sizeof(path), "cs-e2e/unreachable-%d", (int)getpid());
     failing.unreachable = cs_stack_register(path, url);
     /* a local path that does not exist yet: it appears after the first failure */
@@ -890,6 +863,27 @@ static bool consumer_waits(void *payload)
     return n > 0;
 }
 
+/* Takes the project's mirror lock as another commit-sync would (flock on <mirror dir>/<id>.lock),
+ * so that a sync of it waits; *waiting is the line commit-sync then logs. Returns the lock's fd. */
+static int hold_mirror_lock(char *waiting, size_t cap, long long project)
+{
+    char path[1024];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%lld.lock", fg_test_stack_env("FG_MIRROR_DIR"), project);
+    assert_true((fd = open(path, O_RDWR | O_CREAT, 0600)) >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    snprintf(waiting, cap, "mirror of project %lld is being synced by another process: waiting",
+             project);
+    return fd;
+}
+
+static void release_mirror_lock(int fd)
+{
+    assert_int_equal(flock(fd, LOCK_UN), 0);
+    close(fd);
+}
+
 /* A request that arrives while a sync is finishing (after event-log sent it, before it recorded
  * its completion) must still bring a sync. The test holds the mirror's lock so that the sync
  * waits, then holds event-log's consumer back (a SHARE lock on processed_message, which every
@@ -897,7 +891,7 @@ static bool consumer_waits(void *payload)
  * and asks for a sync in between. */
 static void test_commit_sync__a_sync_asked_for_while_one_completes_is_not_lost(void **state)
 {
-    char lock_path[1024], waiting[256], needle[128], line[1024], path[64];
+    char waiting[256], needle[128], line[1024], path[64];
     bool completed, held;
     long status = 0;
     int fd;
@@ -906,20 +900,14 @@ static void test_commit_sync__a_sync_asked_for_while_one_completes_is_not_lost(v
     if (!p1.ok)
         skip();
     wait_status(p1.id, CS_GIT_HISTORY_COMMITS, true);
-    snprintf(lock_path, sizeof(lock_path), "%s/%lld.lock", fg_test_stack_env("FG_MIRROR_DIR"),
-             p1.id);
-    assert_true((fd = open(lock_path, O_RDWR | O_CREAT, 0600)) >= 0);
-    assert_int_equal(flock(fd, LOCK_EX), 0);
-    snprintf(waiting, sizeof(waiting),
-             "mirror of project %lld is being synced by another process: waiting", p1.id);
+    fd = hold_mirror_lock(waiting, sizeof(waiting), p1.id);
     cs_stack_request_sync(p1.id);
     /* event-log sent COMMIT_SYNC (and wrote its sync_time row); commit-sync waits */
     if (!cs_log_wait(&cs_lines, waiting, 1, WAIT_MS))
         fail_msg("no '%s'", waiting);
     assert_int_equal(fg_pg_begin(db), 0);
     db_exec(NULL, "LOCK TABLE processed_message IN SHARE MODE", 0, NULL);
-    assert_int_equal(flock(fd, LOCK_UN), 0);
-    close(fd);
+    release_mirror_lock(fd);
     /* the sync runs; its completion reaches event-log, which waits for the lock: ask now */
     needle_of(needle, sizeof(needle), "COMMIT_SYNC", p1.id);
     completed = cs_log_wait(&cs_lines, needle, ++p1.syncs, WAIT_MS);
@@ -964,7 +952,7 @@ static void wait_two_logs(const cs_log *a, const cs_log *b, const char *needle, 
 
 static void test_commit_sync__two_syncs_of_one_project_run_one_after_the_other(void **state)
 {
-    char lock_path[1024], waiting[256], started[128], done[128], ts[4][CS_STACK_TS_LEN + 1];
+    char waiting[256], started[128], done[128], ts[4][CS_STACK_TS_LEN + 1];
     char pushed[2][CS_GIT_SHA_LEN + 1], lines[2][1024];
     cs_log logs[2];
     el_events before = {0}, after = {0};
@@ -984,12 +972,7 @@ static void test_commit_sync__two_syncs_of_one_project_run_one_after_the_other(v
     cs_git_commit_change(pushed[1], p1.dir, "both at once two");
 
     /* the test holds the project's lock, so both syncs are under way at the same time */
-    snprintf(lock_path, sizeof(lock_path), "%s/%lld.lock", fg_test_stack_env("FG_MIRROR_DIR"),
-             p1.id);
-    assert_true((fd = open(lock_path, O_RDWR | O_CREAT, 0600)) >= 0);
-    assert_int_equal(flock(fd, LOCK_EX), 0);
-    snprintf(waiting, sizeof(waiting),
-             "mirror of project %lld is being synced by another process: waiting", p1.id);
+    fd = hold_mirror_lock(waiting, sizeof(waiting), p1.id);
     cs_stack_request_sync(p1.id);
     wait_two_logs(&logs[0], &logs[1], waiting, 1);
     /* the first COMMIT_SYNC is out: asking again makes event-log send a second one */
@@ -998,8 +981,7 @@ static void test_commit_sync__two_syncs_of_one_project_run_one_after_the_other(v
     /* one each: the busy one could take no second message */
     assert_int_equal(cs_log_count(&logs[0], waiting), 1);
     assert_int_equal(cs_log_count(&logs[1], waiting), 1);
-    assert_int_equal(flock(fd, LOCK_UN), 0);
-    close(fd);
+    release_mirror_lock(fd);
 
     snprintf(started, sizeof(started), "\"msg\":\"COMMIT_SYNC of project %lld started", p1.id);
     needle_of(done, sizeof(done), "COMMIT_SYNC", p1.id);
@@ -1079,14 +1061,6 @@ static void test_commit_sync__a_failed_sync_recovers_once_the_remote_is_there(vo
 
 /* ---- set-up -------------------------------------------------------------------------------- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int set_up(void **state)
 {
     (void)state;
@@ -1123,7 +1097,7 @@ static int tear_down(void **state)
     proc_stop(&second);
     /* first: a failed removal below ends the tear-down */
     if (getenv("FG_KEEP_TEST_FILES") == NULL)
-        nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        fg_test_remove_tree(tmp_root);
     if (stack_prefetch_changed && restart_stack_commit_sync(false) != 0) {
         printf("note: could not restart the stack's commit-sync\n");
         rc = -1;

@@ -12,7 +12,6 @@
 #include "test_support.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -460,14 +459,6 @@ static void test_cs_sync__project_removed_reclaims_the_mirror(void **state)
 
 /* ---- set-up --------------------------------------------------------------------------------- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void bus_start(void)
 {
     static const char *const categories[] = {"CREATION", "EVENTS_STATUS_CHANGE",
@@ -540,7 +531,7 @@ static int tear_down(void **state)
     (void)state;
     /* first: a failed removal below ends the tear-down */
     if (getenv("FG_KEEP_TEST_FILES") == NULL)
-        nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        fg_test_remove_tree(tmp_root);
     if (p1.id > 0)
         cs_stack_remove(p1.id);
     if (small.id > 0)

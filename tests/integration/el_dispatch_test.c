@@ -13,13 +13,11 @@
 #include "test_support.h"
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,19 +79,6 @@ typedef struct {
 } fixture;
 
 /* ---- processes --------------------------------------------------------------------------- */
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static long http_get(fg_http_client_response *res, int port, const char *path)
 {
@@ -176,7 +161,7 @@ static void start_event_log(fixture *fx, const char *const *extra)
     pid_t pid;
 
     assert_true(i < PROCESSES_MAX);
-    fx->port[i] = free_port();
+    fx->port[i] = fg_test_free_port();
     snprintf(path, sizeof(path), "%s/services/event-log/fg-event-log", FG_BINARY_DIR);
     /* via a local copy: gcc -O2 cannot tell fx->db.name from fx->log (-Wrestrict) */
     snprintf(log, sizeof(log), "%s/Testing/el_dispatch_%ld_%s_%d.log", FG_BINARY_DIR,
@@ -209,21 +194,6 @@ static void start_event_log(fixture *fx, const char *const *extra)
         fail_msg("fg-event-log on port %d not ready; see %s", fx->port[i], fx->log[i]);
 }
 
-typedef struct {
-    pid_t pid;
-    int status;
-    bool exited;
-} child;
-
-static bool child_exited(void *payload)
-{
-    child *c = payload;
-
-    if (!c->exited && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
-        c->exited = true;
-    return c->exited;
-}
-
 /* SIGTERM; returns the index of a process that did not end cleanly (a sanitizer report makes
  * the status non-zero), or -1. */
 static int stop_event_logs(fixture *fx)
@@ -231,10 +201,10 @@ static int stop_event_logs(fixture *fx)
     int bad = -1;
 
     for (int i = 0; i < fx->n; i++) {
-        child c = {fx->pid[i], 0, false};
+        fg_test_process c = {fx->pid[i], 0, false};
 
         kill(fx->pid[i], SIGTERM);
-        if (!fg_test_wait_until(child_exited, &c, 20000)) {
+        if (!fg_test_wait_until(fg_test_process_exited, &c, 20000)) {
             kill(fx->pid[i], SIGKILL);
             waitpid(fx->pid[i], NULL, 0);
             bad = i;

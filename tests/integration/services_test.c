@@ -7,12 +7,10 @@
 
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,19 +102,6 @@ static const char *bearer(void)
     return header;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* Starts build/services/<name>/fg-<name> with the stack's environment plus overrides
  * ("NAME=value"; an empty value unsets), its stdout and stderr going to log_path. */
 static pid_t spawn_service(const char *name, const char *const *overrides, const char *log_path)
@@ -144,21 +129,6 @@ static pid_t spawn_service(const char *name, const char *const *overrides, const
         _exit(127);
     }
     return pid;
-}
-
-typedef struct {
-    pid_t pid;
-    int status;
-    bool exited;
-} child;
-
-static bool child_exited(void *payload)
-{
-    child *c = payload;
-
-    if (!c->exited && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
-        c->exited = true;
-    return c->exited;
 }
 
 static char *read_file(const char *path)
@@ -345,17 +315,17 @@ static void test_services__sigterm_stops_cleanly(void **state)
     char port[32], base[64];
     const char *overrides[] = {port, NULL};
     ready_probe up = {base, 200};
-    child c = {0};
+    fg_test_process c = {0};
     char *log;
     (void)state;
 
     close(mkstemp(log_path));
-    snprintf(port, sizeof(port), "FG_HTTP_PORT=%d", free_port());
+    snprintf(port, sizeof(port), "FG_HTTP_PORT=%d", fg_test_free_port());
     snprintf(base, sizeof(base), "http://127.0.0.1:%s", port + strlen("FG_HTTP_PORT="));
     c.pid = spawn_service("event-log", overrides, log_path);
     assert_true(fg_test_wait_until(ready_is, &up, 30000));
     assert_int_equal(kill(c.pid, SIGTERM), 0);
-    assert_true(fg_test_wait_until(child_exited, &c, 20000));
+    assert_true(fg_test_wait_until(fg_test_process_exited, &c, 20000));
     assert_true(WIFEXITED(c.status));
     assert_int_equal(WEXITSTATUS(c.status), 0);
     log = read_file(log_path);
@@ -370,13 +340,13 @@ static void test_services__bad_configuration_exits_2_with_one_line(void **state)
 {
     char log_path[] = "/tmp/fg-services-test-XXXXXX";
     const char *overrides[] = {"FG_HTTP_PORT=90x1", NULL};
-    child c = {0};
+    fg_test_process c = {0};
     char *log;
     (void)state;
 
     close(mkstemp(log_path));
     c.pid = spawn_service("commit-sync", overrides, log_path);
-    assert_true(fg_test_wait_until(child_exited, &c, 10000));
+    assert_true(fg_test_wait_until(fg_test_process_exited, &c, 10000));
     assert_int_equal(WEXITSTATUS(c.status), 2);
     log = read_file(log_path);
     assert_string_equal(log, "fg-commit-sync: configuration: FG_HTTP_PORT: '90x1' is not a port "
@@ -392,14 +362,14 @@ static void test_services__unreachable_database_fails_start_up_without_the_passw
     const char *overrides[] = {
         port, "FG_EVENT_LOG_DB_URL=postgresql://fg:sekr1t-pw@127.0.0.1:1/fg_event_log",
         "FG_STARTUP_TIMEOUT_MS=300", NULL};
-    child c = {0};
+    fg_test_process c = {0};
     char *log;
     (void)state;
 
     close(mkstemp(log_path));
-    snprintf(port, sizeof(port), "FG_HTTP_PORT=%d", free_port());
+    snprintf(port, sizeof(port), "FG_HTTP_PORT=%d", fg_test_free_port());
     c.pid = spawn_service("event-log", overrides, log_path);
-    assert_true(fg_test_wait_until(child_exited, &c, 20000));
+    assert_true(fg_test_wait_until(fg_test_process_exited, &c, 20000));
     assert_int_equal(WEXITSTATUS(c.status), 1);
     log = read_file(log_path);
     assert_non_null(strstr(log, "start-up failed"));

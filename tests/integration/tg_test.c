@@ -469,13 +469,9 @@ static void test_tg__a_store_that_is_down_gives_a_recoverable_failure(void **sta
     free(payload);
 }
 
-/* A clean-up longer than one update request (batch of 2 for 5 commits: 3 requests), run by an
- * in-process consumer on the real store. */
-static void test_tg__clean_up_spans_several_update_requests(void **state)
+/* The test stack's Virtuoso, as triples-generator reaches it. */
+static tg_store_options stack_store_options(void)
 {
-    fg_proto_project p = project_new();
-    char *payload = generate(&p, 5);
-    tg_settings s = {graph_base, false, 1 << 24, 2, 1, 1, 1};
     tg_store_options so = {fg_test_stack_env("FG_TRIPLESTORE_URL"),
                            fg_test_stack_env("FG_TRIPLESTORE_USER"),
                            fg_test_stack_env("FG_TRIPLESTORE_PASSWORD"),
@@ -483,6 +479,18 @@ static void test_tg__clean_up_spans_several_update_requests(void **state)
                            60000,
                            3,
                            0};
+
+    return so;
+}
+
+/* A clean-up longer than one update request (batch of 2 for 5 commits: 3 requests), run by an
+ * in-process consumer on the real store. */
+static void test_tg__clean_up_spans_several_update_requests(void **state)
+{
+    fg_proto_project p = project_new();
+    char *payload = generate(&p, 5);
+    tg_settings s = {graph_base, false, 1 << 24, 2, 1, 1, 1};
+    tg_store_options so = stack_store_options();
     tg_store *real = NULL;
     tg_projects *projects = NULL;
     tg_consumer *c = NULL;
@@ -526,13 +534,7 @@ typedef struct {
 
 static void in_process_start(in_process *ip)
 {
-    tg_store_options so = {fg_test_stack_env("FG_TRIPLESTORE_URL"),
-                           fg_test_stack_env("FG_TRIPLESTORE_USER"),
-                           fg_test_stack_env("FG_TRIPLESTORE_PASSWORD"),
-                           &tg_store_virtuoso,
-                           60000,
-                           3,
-                           0};
+    tg_store_options so = stack_store_options();
     tg_settings s = {graph_base, false, 1 << 24, 10, 1, 1, 1};
     tg_store *real = NULL;
     tg_projects *projects = NULL;

@@ -9,14 +9,12 @@
 
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,25 +352,10 @@ static void scratch_drop(scratch_db *db)
 }
 
 typedef struct {
-    pid_t pid;
-    int status;
-    bool exited;
+    fg_test_process proc;
     char base[64];
     const char *log;
 } instance;
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static bool instance_ready(void *payload)
 {
@@ -392,21 +375,12 @@ static bool instance_ready(void *payload)
     return ready;
 }
 
-static bool instance_exited(void *payload)
-{
-    instance *in = payload;
-
-    if (!in->exited && waitpid(in->pid, &in->status, WNOHANG) == in->pid)
-        in->exited = true;
-    return in->exited;
-}
-
 /* Starts fg-token-repository on a free port against db_url with FG_TOKEN_KEYS=keys (and
  * extra "NAME=value" when not NULL), logging at debug level to a file kept for the secrecy test. */
 static void instance_start(instance *in, const char *db_url, const char *keys, const char *extra)
 {
     char path[1024], tmpl[] = "/tmp/fg-tokens-test-XXXXXX";
-    int port = free_port();
+    int port = fg_test_free_port();
 
     memset(in, 0, sizeof(*in));
     close(mkstemp(tmpl));
@@ -415,9 +389,9 @@ static void instance_start(instance *in, const char *db_url, const char *keys, c
     in->log = logs[nlogs - 1];
     snprintf(in->base, sizeof(in->base), "http://127.0.0.1:%d", port);
     snprintf(path, sizeof(path), "%s/services/token-repository/fg-token-repository", FG_BINARY_DIR);
-    in->pid = fork();
-    assert_true(in->pid >= 0);
-    if (in->pid == 0) {
+    in->proc.pid = fork();
+    assert_true(in->proc.pid >= 0);
+    if (in->proc.pid == 0) {
         char port_text[16];
         int fd = open(in->log, O_WRONLY | O_TRUNC);
         dup2(fd, 1);
@@ -435,7 +409,7 @@ static void instance_start(instance *in, const char *db_url, const char *keys, c
         execl(path, path, (char *)NULL);
         _exit(127);
     }
-    live_pids[nlogs - 1] = in->pid;
+    live_pids[nlogs - 1] = in->proc.pid;
     if (!fg_test_wait_until(instance_ready, in, START_TIMEOUT_MS)) {
         char *log = read_file(in->log);
         fail_msg("instance on %s not ready; log:\n%s", in->base, log);
@@ -445,15 +419,15 @@ static void instance_start(instance *in, const char *db_url, const char *keys, c
 /* SIGTERM; the instance must stop cleanly (exit 0: no sanitizer report either). */
 static void instance_stop(instance *in)
 {
-    assert_int_equal(kill(in->pid, SIGTERM), 0);
-    assert_true(fg_test_wait_until(instance_exited, in, 20000));
+    assert_int_equal(kill(in->proc.pid, SIGTERM), 0);
+    assert_true(fg_test_wait_until(fg_test_process_exited, &in->proc, 20000));
     for (size_t i = 0; i < LOGS_MAX; i++)
-        if (live_pids[i] == in->pid)
+        if (live_pids[i] == in->proc.pid)
             live_pids[i] = 0;
-    if (!WIFEXITED(in->status) || WEXITSTATUS(in->status) != 0) {
+    if (!WIFEXITED(in->proc.status) || WEXITSTATUS(in->proc.status) != 0) {
         char *log = read_file(in->log);
-        fail_msg("instance %s did not stop cleanly (status %d); log:\n%s", in->base, in->status,
-                 log);
+        fail_msg("instance %s did not stop cleanly (status %d); log:\n%s", in->base,
+                 in->proc.status, log);
     }
 }
 

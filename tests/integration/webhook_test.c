@@ -16,12 +16,10 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -887,19 +885,6 @@ static void test_webhook__gitlab_examples_are_accepted_and_routed(void **state)
 
 /* ---- the App-wide secret (a second instance configured with one) -------------------------- */
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static bool answers_ready(void *payload)
 {
     return wt_call(payload, "GET", "/ready", NULL, NULL) == 200;
@@ -950,7 +935,7 @@ static void test_webhook__app_wide_secret_admits_deliveries_naming_no_repository
 {
     const char *root = fg_test_shared_testdata("github/payload-examples");
     char app_secret[64], base[64], sig[80], key[64], body[512];
-    int port = free_port();
+    int port = fg_test_free_port();
     proj p = make_project("github");
     pid_t pid;
     size_t sent = 0;
@@ -1047,7 +1032,7 @@ static void activation_env(void)
     snprintf(event_log, sizeof(event_log), "FG_EVENT_LOG_URL=%s/event-log", act.fake);
     snprintf(act.log_path, sizeof(act.log_path), "/tmp/fg-webhook-test-XXXXXX");
     close(mkstemp(act.log_path));
-    port = free_port();
+    port = fg_test_free_port();
     snprintf(act.base, sizeof(act.base), "http://127.0.0.1:%d", port);
     act.pid = spawn_webhook(port,
                             (const char *const[]){github, gitlab, event_log,

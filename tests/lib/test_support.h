@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -33,5 +34,24 @@ void fg_test_delete_queues(const char *amqp_url, const char *service);
 
 /* Monotonic milliseconds. */
 long long fg_test_now_ms(void);
+
+/* Removes the file or folder at path with everything under it (symbolic links themselves, not
+ * what they point to); 0, or -1 when something could not be removed. */
+int fg_test_remove_tree(const char *path);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound, read and closed again), for a
+ * service process the test starts. */
+int fg_test_free_port(void);
+
+/* A child process a test started and waits for: exited and status are filled once it is reaped. */
+typedef struct {
+    pid_t pid;
+    int status; /* as waitpid gives it */
+    bool exited;
+} fg_test_process;
+
+/* Whether the process (payload: an fg_test_process) has exited, reaping it then; a condition for
+ * fg_test_wait_until. */
+bool fg_test_process_exited(void *payload);
 
 #endif

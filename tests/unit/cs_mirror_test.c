@@ -7,7 +7,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,63 +14,32 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cs_git.h"
 #include "cs_mirror.h"
 
 static char root[] = "/tmp/fg-cs-mirror-test-XXXXXX";
 static char mirrors[512];
 
-/* Runs argv; returns its stdout in out when given; asserts exit 0. */
-static void run(fg_buf *out, const char *const *argv)
-{
-    int pipefd[2];
-    char chunk[4096];
-    ssize_t n;
-    int status;
-    pid_t pid;
-
-    assert_int_equal(pipe(pipefd), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        close(pipefd[0]);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    while ((n = read(pipefd[0], chunk, sizeof(chunk))) > 0)
-        if (out != NULL)
-            assert_int_equal(fg_buf_put(out, chunk, (size_t)n), 0);
-    close(pipefd[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 #define GIT(dir, ...)                                                                              \
-    run(NULL, (const char *const[]){"git", "-C", dir, "-c", "user.name=T", "-c",                   \
-                                    "user.email=t@example.org", __VA_ARGS__, NULL})
+    cs_git_run(NULL, NULL,                                                                         \
+               (const char *const[]){"git", "-C", dir, "-c", "user.name=T", "-c",                  \
+                                     "user.email=t@example.org", __VA_ARGS__, NULL})
 
 static void rev_parse(git_oid *out, const char *dir, const char *rev)
 {
     fg_buf text;
 
     fg_buf_init(&text, 4096);
-    run(&text, (const char *const[]){"git", "-C", dir, "rev-parse", rev, NULL});
+    cs_git_run(&text, NULL, (const char *const[]){"git", "-C", dir, "rev-parse", rev, NULL});
     assert_int_equal(git_oid_fromstrn(out, text.ptr, GIT_OID_HEXSZ), 0);
     fg_buf_dispose(&text);
 }
 
 static void commit(const char *dir, const char *what)
 {
-    char path[600];
-    FILE *f;
+    char sha[CS_GIT_SHA_LEN + 1];
 
-    snprintf(path, sizeof(path), "%s/f.txt", dir);
-    assert_non_null(f = fopen(path, "a"));
-    fprintf(f, "%s\n", what);
-    fclose(f);
-    GIT(dir, "add", "-A");
-    GIT(dir, "commit", "-q", "-m", what);
+    cs_git_commit_change(sha, dir, what);
 }
 
 static void test_cs_mirror__url_display_strips_credentials_and_query(void **state)
@@ -208,7 +176,7 @@ static void test_cs_mirror__clone_then_fetch_forced_and_pruned(void **state)
     (void)state;
 
     snprintf(src, sizeof(src), "%s/src", root);
-    run(NULL, (const char *const[]){"git", "init", "-q", "-b", "main", src, NULL});
+    cs_git_run(NULL, NULL, (const char *const[]){"git", "init", "-q", "-b", "main", src, NULL});
     commit(src, "one");
     commit(src, "two");
     GIT(src, "tag", "-a", "v1", "-m", "annotated");
@@ -307,7 +275,7 @@ static void test_cs_mirror__a_local_source_s_objects_are_linked_not_packed(void 
     fg_buf_init(&src_packs, 4096);
     fg_buf_init(&mirror_packs, 4096);
     cs_oids_init(&tips);
-    run(NULL, (const char *const[]){"git", "init", "-q", "-b", "main", src, NULL});
+    cs_git_run(NULL, NULL, (const char *const[]){"git", "init", "-q", "-b", "main", src, NULL});
     commit(src, "one");
     commit(src, "two");
     rev_parse(&packed, src, "HEAD");
@@ -384,14 +352,6 @@ static void test_cs_mirror__unreachable_remotes_are_unavailable_without_credenti
     assert_int_not_equal(stat(path, &st), 0);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int set_up(void **state)
 {
     (void)state;
@@ -406,7 +366,7 @@ static int tear_down(void **state)
 {
     (void)state;
     git_libgit2_shutdown();
-    return nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return fg_test_remove_tree(root);
 }
 
 int main(void)
